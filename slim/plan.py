@@ -1,0 +1,126 @@
+"""PruningPlan: which channels of each prunable layer survive, chosen by one global |gamma| threshold.
+
+The plan is plain data (layer name -> sorted kept indices) so it can travel in a checkpoint and as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from slim.errors import UsageError
+from slim.groups import ChannelGraph
+
+
+@dataclass
+class PruningPlan:
+    """Kept channels per producer (a Conv module name), and how they were chosen.
+
+    Attributes:
+        keep: producer name -> sorted list of kept output channel indices (prunable producers only).
+        channels: producer name -> channel count before pruning.
+        threshold: the global |gamma| threshold; channels below it are removed unless a floor keeps them.
+        ratio: the requested fraction of prunable channels to remove (None when a threshold was given).
+        floored: producers whose kept count was raised to the per-layer floor.
+    """
+
+    keep: dict
+    channels: dict
+    threshold: float
+    ratio: float | None
+    floored: list
+
+    @property
+    def removed_fraction(self) -> float:
+        """The fraction of prunable channels actually removed (floors and rounding keep some)."""
+        total = sum(self.channels.values())
+        return 1 - sum(len(k) for k in self.keep.values()) / total
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PruningPlan:
+        return cls(**d)
+
+
+def gamma_scores(model: nn.Module, graph: ChannelGraph) -> dict:
+    """|gamma| of every prunable producer's BN: name -> tensor of shape (channels,)."""
+    modules = dict(model.named_modules())
+    return {name: modules[name].bn.weight.detach().abs().float().cpu() for name in graph.prunable}
+
+
+def threshold_for_ratio(scores: dict, ratio: float) -> float:
+    """The |gamma| value below which `ratio` of all prunable channels lie."""
+    if not 0 < ratio < 1 or math.isnan(ratio):
+        raise UsageError(f"prune ratio must be between 0 and 1 (exclusive), got {ratio}")
+    everything = torch.cat(list(scores.values())).sort().values
+    return float(everything[int(ratio * len(everything))])
+
+
+def build_plan(
+    model: nn.Module,
+    graph: ChannelGraph,
+    ratio: float | None = None,
+    threshold: float | None = None,
+    min_channels: int = 8,
+    min_fraction: float = 0.05,
+    round_to: int = 1,
+) -> PruningPlan:
+    """Choose the channels to keep with one global |gamma| threshold, per-layer floors and rounding.
+
+    Args:
+        ratio: fraction of all prunable channels to remove; the threshold is the |gamma| at that quantile.
+        threshold: alternative to ratio: remove channels whose |gamma| is below it.
+        min_channels, min_fraction: a layer keeps at least max(min_channels, ceil(min_fraction * channels)).
+        round_to: kept counts are rounded up to a multiple of this (by keeping the next-largest gammas),
+            because hardware runs channel counts like 8 or 16 faster than odd ones.
+    """
+    if (ratio is None) == (threshold is None):
+        raise UsageError("give exactly one of a prune ratio or a threshold")
+    scores = gamma_scores(model, graph)
+    if not scores:
+        raise UsageError("this model has no prunable BatchNorm channels (no BN layers, or all are tied)")
+    if threshold is None:
+        threshold = threshold_for_ratio(scores, ratio)
+    _check_threshold(scores, threshold)
+    keep, floored = {}, []
+    for name, score in scores.items():
+        parts = graph.parts.get(name, 1)
+        kept, was_floored = _keep_layer(score.view(parts, -1), threshold, min_channels, min_fraction, round_to)
+        keep[name] = kept
+        if was_floored:
+            floored.append(name)
+    channels = {name: len(score) for name, score in scores.items()}
+    return PruningPlan(keep, channels, float(threshold), ratio, floored)
+
+
+def _check_threshold(scores: dict, threshold: float) -> None:
+    everything = torch.cat(list(scores.values()))
+    if not (everything < threshold).any():
+        raise UsageError(f"threshold {threshold:g} removes nothing: the smallest prunable |gamma| is "
+                         f"{float(everything.min()):.4g}")
+    if (everything < threshold).all():
+        raise UsageError(f"threshold {threshold:g} removes every channel: the largest prunable |gamma| is "
+                         f"{float(everything.max()):.4g}")
+
+
+def _keep_layer(score: torch.Tensor, threshold: float, min_channels: int, min_fraction: float, round_to: int):
+    """Kept indices for one layer whose output is `parts` equal parts (score: parts x part_size).
+
+    Every part keeps the same count (C2f's chunk(2) needs equal halves): the largest count any part wants.
+    """
+    parts, size = score.shape
+    wanted = int((score >= threshold).sum(1).max())
+    floor = min(size, max(min_channels // parts, math.ceil(min_fraction * size), 1))
+    count = max(wanted, floor)
+    count = min(size, math.ceil(count / round_to) * round_to)
+    keep = []
+    for p in range(parts):
+        top = score[p].argsort(descending=True, stable=True)[:count]
+        keep += sorted(int(i) + p * size for i in top)
+    return keep, wanted < floor
