@@ -1,0 +1,421 @@
+"""One YAML file describes one experiment: load it, apply key=value overrides, validate, dump the resolved copy.
+
+Each section is a dataclass; train/sparsity/finetune/val also carry ultralytics' own arguments (`args`),
+validated against ultralytics' DEFAULT_CFG_DICT and handed over by ultralytics_args().
+"""
+
+import dataclasses
+import difflib
+import math
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ultralytics.cfg import (
+    CFG_BOOL_KEYS,
+    CFG_FLOAT_KEYS,
+    CFG_FRACTION_KEYS,
+    CFG_INT_KEYS,
+    CFG_STR_KEYS,
+    DEFAULT_CFG_DICT,
+    check_cfg,
+)
+
+from slim.errors import UsageError
+
+SLIM_SET = frozenset({"data", "model", "imgsz", "device", "project", "name", "seed", "exist_ok"})  # set per stage
+ULTRA_KEYS = frozenset(DEFAULT_CFG_DICT) - SLIM_SET
+_ULTRA_MIXED = frozenset({"fraction", "scale", "compile", "amp", "quantize"})  # several types: left to check_cfg
+SCHEDULES = ("linear", "constant")
+
+
+@dataclass
+class DemoConfig:
+    n_train: int = 400
+    n_val: int = 100
+    imgsz: int = 160
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    args: dict = field(
+        default_factory=lambda: dict(epochs=30, batch=16, workers=0, optimizer="SGD", lr0=0.01, plots=False)
+    )
+
+
+@dataclass
+class SparsityConfig:
+    sr: float = 1e-2
+    schedule: str = "linear"
+    args: dict = field(
+        default_factory=lambda: dict(epochs=20, optimizer="SGD", lr0=0.005, plots=False, workers=0, batch=16)
+    )
+
+
+@dataclass
+class PruneConfig:
+    ratio: float | None = 0.5
+    threshold: float | None = None
+    min_channels: int = 8
+    min_fraction: float = 0.05
+    round_to: int = 1
+    fold_beta: bool = True
+
+
+@dataclass
+class FinetuneConfig:
+    args: dict = field(
+        default_factory=lambda: dict(epochs=20, optimizer="SGD", lr0=0.005, workers=0, batch=16, plots=False)
+    )
+
+
+@dataclass
+class ValConfig:
+    args: dict = field(default_factory=lambda: dict(batch=16, workers=0, plots=False))
+
+
+@dataclass
+class ExportConfig:
+    opset: int | None = None
+    dynamic: bool = False
+    simplify: bool = True
+    half: bool = False
+    atol: float = 1e-3
+    int8: bool = True
+    calib_images: int = 64
+    int8_exclude: list[str] = field(default_factory=list)
+
+
+SECTIONS = {
+    "demo": DemoConfig,
+    "train": TrainConfig,
+    "sparsity": SparsityConfig,
+    "prune": PruneConfig,
+    "finetune": FinetuneConfig,
+    "val": ValConfig,
+    "export": ExportConfig,
+}
+
+
+@dataclass
+class Config:
+    name: str = "demo"
+    project: str = "runs"
+    data: str = "demo"
+    model: str = "yolov8n.yaml"
+    imgsz: int = 160
+    device: str = "cpu"
+    seed: int = 0
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def stage_dir(self, stage: str) -> Path:
+        """Folder where `stage` writes its outputs and its resolved config: <project>/<name>/<stage>."""
+        return Path(self.project) / self.name / stage
+
+
+TOP_KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in SECTIONS)
+PASSTHROUGH = tuple(s for s, cls in SECTIONS.items() if "args" in typing.get_type_hints(cls))
+
+
+def load_config(
+    path: str | Path | None = None, overrides: typing.Sequence[str] = (), stage: str | None = None
+) -> Config:
+    """Read the experiment YAML, apply `key=value` overrides, validate everything.
+
+    Args:
+        path: the experiment's YAML file; None gives the defaults (what configs/default.yaml holds).
+        overrides: `key=value` strings, values parsed with yaml.safe_load. `prune.ratio=0.6` names a
+            section; a bare key goes to `stage`'s section when that section accepts it, else to the top level.
+        stage: the running stage (a section name), or None.
+
+    Raises:
+        UsageError: one line naming the key, for an unknown key or a bad value; naming the file when
+            it is missing, not YAML, or not a mapping.
+    """
+    if stage is not None and stage not in SECTIONS:
+        raise ValueError(f"stage must be one of {', '.join(SECTIONS)} or None, got {stage!r}")
+    raw = config_to_dict(Config())
+    if path is not None:
+        raw = _merge(raw, _checked_keys(_read_yaml(Path(path)), str(path), stage))
+    raw = _merge(raw, _checked_keys(_override_layer(overrides, stage), "overrides", stage))
+    return _build(raw)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """The config as nested plain data, laid out like the YAML file (pass-through args flattened)."""
+    out = {k: getattr(cfg, k) for k in TOP_KEYS}
+    for name in SECTIONS:
+        section = dataclasses.asdict(getattr(cfg, name))
+        args = section.pop("args", {})
+        out[name] = {**section, **args}
+    return out
+
+
+def dump_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config as YAML, atomically: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# resolved slim config; rerun a stage with: python scripts/<stage>.py --config {path}\n")
+            yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def ultralytics_args(cfg: Config, stage: str) -> dict:
+    """The keyword arguments slim hands to ultralytics for `stage` (train, sparsity, finetune or val).
+
+    The project is absolute because ultralytics puts a relative one under its own runs_dir; with
+    name=<stage> and exist_ok the outputs land in cfg.stage_dir(stage), overwritten on a rerun.
+    """
+    if stage not in PASSTHROUGH:
+        raise ValueError(f"stage must be one of {', '.join(PASSTHROUGH)}, got {stage!r}")
+    top = {"data": cfg.data, "imgsz": cfg.imgsz, "device": cfg.device, "seed": cfg.seed}
+    project = (Path(cfg.project) / cfg.name).resolve()
+    return {**top, **getattr(cfg, stage).args, "project": str(project), "name": stage, "exist_ok": True}
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UsageError(f"config file {path} not found: pass --config with an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"config file {path} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:  # an empty file: all defaults
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def _override_layer(overrides: typing.Sequence[str], stage: str | None) -> dict:
+    """Turn `key=value` strings into a nested dict shaped like the YAML file."""
+    layer: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"override {item!r} must look like key=value, e.g. prune.ratio=0.6")
+        if "." in key:
+            section, sub = key.split(".", 1)
+            if section not in SECTIONS:
+                raise _unknown_key(key, "overrides", stage)
+        elif stage is not None and key in _section_keys(stage):
+            section, sub = stage, key
+        else:
+            section, sub = None, key
+        value = _parse_value(item, raw, _key_type(section, sub))
+        if section is None:
+            layer[key] = value
+        else:
+            layer[section] = {**(layer.get(section) or {}), sub: value}
+    return layer
+
+
+def _parse_value(item: str, raw: str, tp: Any) -> Any:
+    """Parse with yaml.safe_load; a string key keeps a number as typed (name=2024 is '2024', device=0 is '0')."""
+    if raw == "":  # `device=` means the empty string (auto), not null
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise UsageError(f"override {item!r}: the value is not valid YAML") from None
+    return raw.strip() if tp in (str, str | None) and isinstance(value, (bool, int, float)) else value
+
+
+def _section_keys(section: str) -> set[str]:
+    keys = {f.name for f in dataclasses.fields(SECTIONS[section]) if f.name != "args"}
+    return keys | ULTRA_KEYS if section in PASSTHROUGH else keys
+
+
+def _key_type(section: str | None, key: str) -> Any:
+    """The type a key must have; Any when the key is unknown (reported elsewhere) or takes several types."""
+    if section is None:
+        return typing.get_type_hints(Config).get(key, Any)
+    hints = typing.get_type_hints(SECTIONS[section])
+    if key in hints and key != "args":
+        return hints[key]
+    return _ultra_type(key) if section in PASSTHROUGH and key in ULTRA_KEYS else Any
+
+
+def _ultra_type(key: str) -> Any:
+    """An ultralytics argument's type, from its key family, else from its default value."""
+    default = DEFAULT_CFG_DICT[key]
+    if key in _ULTRA_MIXED:
+        return Any
+    if key in CFG_FLOAT_KEYS | CFG_FRACTION_KEYS:
+        tp = float
+    elif key in CFG_INT_KEYS:
+        tp = int
+    elif key in CFG_BOOL_KEYS:
+        tp = bool
+    elif key in CFG_STR_KEYS:
+        tp = str
+    elif default is not None:
+        tp = type(default)
+    else:
+        return Any
+    return tp | None if default is None else tp
+
+
+def _checked_keys(layer: dict, source: str, stage: str | None) -> dict:
+    """Reject unknown keys, and stage-owned keys given inside a pass-through section."""
+    for key, value in layer.items():
+        if key not in SECTIONS:
+            if key not in TOP_KEYS:
+                raise _unknown_key(str(key), source, stage)
+            continue
+        if value is not None and not isinstance(value, dict):
+            raise UsageError(f"'{key}' in {source} must be a mapping of key: value, got {value!r}")
+        for sub in value or {}:
+            if key in PASSTHROUGH and sub in SLIM_SET:
+                fix = "remove it" if sub == "exist_ok" else f"set '{sub}' at the top level instead"
+                raise UsageError(f"{key}.{sub} in {source}: slim sets '{sub}' itself for every stage; {fix}")
+            if sub not in _section_keys(key):
+                raise _unknown_key(f"{key}.{sub}", source, stage)
+    return layer
+
+
+def _unknown_key(key: str, source: str, stage: str | None) -> UsageError:
+    """An unknown-key error with the closest valid key, the way ultralytics' check_dict_alignment does it."""
+    section, _, _ = key.rpartition(".")
+    if section in SECTIONS:
+        candidates = {f"{section}.{k}": f"{section}.{k}" for k in _section_keys(section)}
+    else:  # a top-level key, or a section key given bare: prefer the current stage's section
+        candidates = {k: k for k in TOP_KEYS + tuple(SECTIONS)}
+        for s in ([stage] if stage else []) + list(SECTIONS):
+            for k in sorted(_section_keys(s)):
+                candidates.setdefault(k, f"{s}.{k}")
+    match = difflib.get_close_matches(key, list(candidates), n=1)
+    hint = f"did you mean '{candidates[match[0]]}'?" if match else "see configs/default.yaml for the valid keys"
+    return UsageError(f"unknown key '{key}' in {source}: {hint}")
+
+
+def _merge(base: dict, layer: dict) -> dict:
+    """Layer one source over another, section by section.
+
+    Setting prune.ratio clears prune.threshold and vice versa unless the same source sets both,
+    so `prune.threshold=0.01` on top of the default ratio just works.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in layer.items():
+        if key not in SECTIONS:
+            out[key] = value
+            continue
+        value = value or {}
+        if key == "prune":
+            for this, other in (("ratio", "threshold"), ("threshold", "ratio")):
+                if value.get(this) is not None and other not in value:
+                    out[key][other] = None
+        out[key].update(value)
+    return out
+
+
+def _build(raw: dict) -> Config:
+    hints = typing.get_type_hints(Config)
+    top = {}
+    for key in TOP_KEYS:
+        value = raw[key]
+        if key == "device" and type(value) is int:  # `device: 0` is a GPU index, like ultralytics accepts
+            value = str(value)
+        top[key] = _coerce(key, value, hints[key])
+    cfg = Config(**top, **{name: _build_section(name, raw[name]) for name in SECTIONS})
+    _check_ranges(cfg)
+    return cfg
+
+
+def _build_section(name: str, values: dict) -> Any:
+    cls = SECTIONS[name]
+    hints = typing.get_type_hints(cls)
+    typed = {k: _coerce(f"{name}.{k}", values[k], tp) for k, tp in hints.items() if k != "args"}
+    if name in PASSTHROUGH:
+        typed["args"] = {k: _checked_ultra_arg(name, k, v) for k, v in values.items() if k not in hints}
+    return cls(**typed)
+
+
+def _checked_ultra_arg(section: str, key: str, value: Any) -> Any:
+    """Our own type check (bool is not int), then ultralytics' check_cfg for ranges and mixed-type keys."""
+    value = _coerce(f"{section}.{key}", value, _ultra_type(key), int_to_float=False)
+    try:
+        check_cfg({key: value})
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{section}.{key}: {e}") from None
+    return value
+
+
+_TYPE_WORDS = {float: "a float", int: "an int", bool: "a bool", str: "a string", list[str]: "a list of strings"}
+
+
+def _coerce(key: str, value: Any, tp: Any, int_to_float: bool = True) -> Any:
+    """Check `value` against `tp`; int is accepted where float is expected, bool never counts as int.
+
+    YAML 1.1 reads `1e-3` as a string, so a string that parses as a float is taken as that float.
+    """
+    if tp is Any:
+        return value
+    optional = typing.get_origin(tp) is types.UnionType
+    base = next(a for a in typing.get_args(tp) if a is not type(None)) if optional else tp
+    if value is None and optional:
+        return None
+    if base is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if base is float and type(value) in (int, float):
+        return float(value) if int_to_float else value
+    if base in (int, bool, str) and type(value) is base:
+        return value
+    if base == list[str] and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise UsageError(f"{key} must be {_TYPE_WORDS[base]}{' or null' if optional else ''}, got {value!r}")
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Values of the right type that still cannot be right. Written so that NaN fails every check."""
+    p, s, d, e = cfg.prune, cfg.sparsity, cfg.demo, cfg.export
+    checks = [
+        ("name", cfg.name, cfg.name != "", "a non-empty folder name"),
+        ("project", cfg.project, cfg.project != "", "a non-empty folder"),
+        ("imgsz", cfg.imgsz, cfg.imgsz >= 32, ">= 32"),
+        ("seed", cfg.seed, cfg.seed >= 0, ">= 0"),
+        ("demo.n_train", d.n_train, d.n_train >= 1, ">= 1"),
+        ("demo.n_val", d.n_val, d.n_val >= 1, ">= 1"),
+        ("demo.imgsz", d.imgsz, d.imgsz >= 32, ">= 32"),
+        ("demo.seed", d.seed, d.seed >= 0, ">= 0"),
+        ("sparsity.sr", s.sr, 0 <= s.sr < math.inf, ">= 0 and finite"),
+        ("sparsity.schedule", s.schedule, s.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("prune.ratio", p.ratio, p.ratio is None or 0 < p.ratio < 1, "in (0, 1), exclusive"),
+        ("prune.threshold", p.threshold, p.threshold is None or 0 < p.threshold < math.inf, "> 0 and finite"),
+        ("prune.min_channels", p.min_channels, p.min_channels >= 1, ">= 1"),
+        ("prune.min_fraction", p.min_fraction, 0 <= p.min_fraction < 1, "in [0, 1)"),
+        ("prune.round_to", p.round_to, p.round_to >= 1, ">= 1"),
+        ("export.opset", e.opset, e.opset is None or e.opset >= 1, "a positive int or null"),
+        ("export.atol", e.atol, 0 < e.atol < math.inf, "> 0 and finite"),
+        ("export.calib_images", e.calib_images, e.calib_images >= 1, ">= 1"),
+    ]
+    for key, value, ok, what in checks:
+        if not ok:
+            raise UsageError(f"{key} must be {what}, got {value!r}")
+    if (p.ratio is None) == (p.threshold is None):
+        state = "both set" if p.ratio is not None else "both null"
+        raise UsageError(f"prune.ratio and prune.threshold are {state}: set exactly one, the other to null")

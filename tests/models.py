@@ -1,0 +1,51 @@
+"""Shared helpers for tests: models from yaml with random BN statistics, and output flattening."""
+
+import copy
+import functools
+
+import torch
+from torch import nn
+from ultralytics import YOLO
+
+import slim  # noqa: F401  (offline settings before ultralytics does anything)
+
+
+def random_bn_model(yaml: str, seed: int = 0) -> nn.Module:
+    """A model from yaml in eval mode whose BNs have random gamma, beta and running stats (a fresh copy per call).
+
+    Freshly built YOLO models have gamma 1 and beta 0 everywhere, which would hide every indexing bug.
+    """
+    return copy.deepcopy(_random_bn_model(yaml, seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _random_bn_model(yaml: str, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    model = YOLO(yaml).model.float().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.rand_like(m.weight) * 2 - 1
+            m.bias.data = torch.randn_like(m.bias) * 0.5
+            m.running_mean.data = torch.randn_like(m.running_mean) * 0.1
+            m.running_var.data = torch.rand_like(m.running_var) + 0.5
+    return model
+
+
+def outputs(o) -> list:
+    """Every output tensor a model returns, skipping the neck features ultralytics also hands back."""
+    if isinstance(o, torch.Tensor):
+        return [o]
+    if isinstance(o, dict):
+        return [t for k, v in o.items() if k != "feats" for t in outputs(v)]
+    if isinstance(o, (list, tuple)):
+        return [t for v in o for t in outputs(v)]
+    return []
+
+
+def max_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> tuple:
+    """(largest absolute output difference, largest absolute output) of two models on one input."""
+    with torch.no_grad():
+        ya, yb = outputs(a(x)), outputs(b(x))
+    assert len(ya) == len(yb) and ya, "models return different outputs"
+    diff = max(float((u - v).abs().max()) for u, v in zip(ya, yb))
+    return diff, max(float(u.abs().max()) for u in ya)
