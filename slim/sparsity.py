@@ -35,6 +35,15 @@ def add_bn_l1_grad_(bns: list, strength: float) -> None:
             bn.weight.grad.add_(torch.sign(bn.weight), alpha=strength)
 
 
+def register_l1_hook(optimizer: torch.optim.Optimizer, bns: list, strength) -> object:
+    """Apply add_bn_l1_grad_(bns, strength()) right before every optimizer.step(); returns the hook handle.
+
+    A step pre-hook runs inside GradScaler.step(), after unscale_() and after any gradient clipping, and
+    once per step however many backward passes were accumulated into it.
+    """
+    return optimizer.register_step_pre_hook(lambda *_: add_bn_l1_grad_(bns, strength()))
+
+
 @torch.no_grad()
 def gamma_stats(bns: list) -> dict:
     """Mean |gamma| and the fraction of gammas below SMALL_GAMMA over the given BNs."""

@@ -24,7 +24,7 @@ from ultralytics.utils.torch_utils import get_flops, unwrap_model
 
 from slim.errors import SlimError
 from slim.groups import prunable_bns
-from slim.sparsity import add_bn_l1_grad_, gamma_stats, sr_at
+from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 
 SETTINGS.update({"sync": False})  # no analytics events
 
@@ -173,11 +173,12 @@ class SparsityCallback:
     def on_train_epoch_start(self, trainer) -> None:
         if self._hooked is not trainer.optimizer:  # first epoch, or ultralytics rebuilt the optimizer
             self._bns = prunable_bns(unwrap_model(trainer.model))
-            trainer.optimizer.register_step_pre_hook(lambda *_: add_bn_l1_grad_(self._bns, self.strength(trainer)))
+            register_l1_hook(trainer.optimizer, self._bns, lambda: self.strength(trainer))
             self._hooked = trainer.optimizer
 
     def on_fit_epoch_end(self, trainer) -> None:
-        if RANK not in {-1, 0} or trainer.epoch == self._logged_epoch:  # it also fires after the final validation
+        # the event fires once more after the final validation, with the epoch counter past the end
+        if RANK not in {-1, 0} or trainer.epoch == self._logged_epoch or trainer.epoch >= trainer.epochs:
             return
         self._logged_epoch = trainer.epoch
         stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns)}
@@ -210,7 +211,8 @@ def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: Spa
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
     """
     if not str(source).endswith((".yaml", ".yml")):
-        check_classes(load_model(source)[0], args["data"])
+        loaded, ckpt = load_model(source)
+        check_classes(loaded, args.get("data") or ckpt.get("train_args", {}).get("data"))  # resume: the run's data
     model = YOLO(str(source))
     if sparsity is not None:
         sparsity.attach(model)
