@@ -226,13 +226,21 @@ def validate(weights: str | Path, args: dict) -> dict:
     """Validate a checkpoint and return the same fields for every model, so any two runs compare."""
     model, _ = load_model(weights)
     check_classes(model, args["data"])
-    yolo = YOLO(str(weights))
-    metrics = yolo.val(**args)
-    result = {"weights": str(weights), **model_size(model, args.get("imgsz", 640))}
-    if yolo.task == "classify":
-        result.update(top1=float(metrics.top1), top5=float(metrics.top5))
+    metrics = YOLO(str(weights)).val(**args)
+    return {"weights": str(weights), **model_size(model, args.get("imgsz", 640)), **_metric_fields(metrics)}
+
+
+def validate_onnx(onnx_path: str | Path, args: dict) -> dict:
+    """Validate an ONNX file through ultralytics' own ONNX Runtime backend (task read from the file's metadata)."""
+    metrics = YOLO(str(onnx_path)).val(**args)
+    return {"weights": str(onnx_path), **_metric_fields(metrics)}
+
+
+def _metric_fields(metrics) -> dict:
+    if hasattr(metrics, "top1"):
+        fields = {"top1": float(metrics.top1), "top5": float(metrics.top5)}
     else:
         box = metrics.box
-        result.update(precision=float(box.mp), recall=float(box.mr), mAP50=float(box.map50), mAP50_95=float(box.map))
-    result["speed_ms"] = {k: round(float(v), 3) for k, v in metrics.speed.items()}
-    return result
+        fields = {"precision": float(box.mp), "recall": float(box.mr), "mAP50": float(box.map50),
+                  "mAP50_95": float(box.map)}
+    return {**fields, "speed_ms": {k: round(float(v), 3) for k, v in metrics.speed.items()}}

@@ -1,0 +1,83 @@
+"""`make pipeline`: every stage in order on one config, then the measurements and REPORT.md.
+
+A stage whose output already exists is reused (said in the log), so a second run only redoes what is missing;
+--exist-ok redoes everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from slim import deploy, stages, ultra
+from slim.config import Config
+from slim.latency import compare_latency
+from slim.report import plot_channels_kept, plot_gamma_histograms, plot_gamma_per_layer, prune_table, write_report
+from slim.plan import PruningPlan
+
+LOG = logging.getLogger("slim")
+# the models in the report, by the stage that made them
+MODELS = {"baseline": "train", "sparse": "sparsity", "pruned": "prune", "finetuned": "finetune"}
+LATENCY_RUNS = 50
+
+
+def run(cfg: Config, config_path: str, exist_ok: bool = False) -> Path:
+    """Run train -> sparsity -> prune -> finetune, then val, export and the report. Returns REPORT.md."""
+    stages.resolve_data(cfg)
+    steps = {
+        "train": lambda: stages.train(cfg, exist_ok=True),
+        "sparsity": lambda: stages.sparsity(cfg, exist_ok=True),
+        "prune": lambda: _prune(cfg),
+        "finetune": lambda: stages.finetune(cfg, exist_ok=True),
+    }
+    for stage, step in steps.items():
+        out = stages.output_of(cfg, stage)
+        if out.exists() and not exist_ok:
+            LOG.info(f"{stage}: reusing {out} (pass --exist-ok to redo it)")
+            continue
+        LOG.info(f"\n===== {stage} =====")
+        step()
+    return report(cfg, config_path)
+
+
+def _prune(cfg: Config) -> None:
+    _, plan, sizes = stages.prune(cfg, exist_ok=True)
+    LOG.info(prune_table(plan, sizes))
+
+
+def report(cfg: Config, config_path: str) -> Path:
+    """Validate and export every stage's model, time them side by side, plot, and write REPORT.md."""
+    weights = {tag: stages.output_of(cfg, stage) for tag, stage in MODELS.items()}
+    rows = {tag: deploy.val(cfg, path, tag) for tag, path in weights.items()}
+    onnx = {}
+    for tag, path in weights.items():
+        exported = deploy.export(cfg, path, tag, int8=cfg.export.int8 and tag in ("baseline", "finetuned"))
+        onnx[tag] = exported["onnx"]
+        rows[tag]["onnx_mb"] = exported["onnx_bytes"] / 1e6
+        if "int8" in exported:
+            onnx[f"{tag}-int8"] = exported["int8"]
+            rows[f"{tag}-int8"] = {**deploy.val_onnx(cfg, exported["int8"], f"{tag}-int8"),
+                                   "onnx_mb": exported["int8_bytes"] / 1e6}
+    latency = compare_latency(onnx, cfg.imgsz, runs=LATENCY_RUNS, warmup=10)
+    for tag, timing in latency.items():
+        rows[tag].update(latency_ms=timing["median_ms"], latency_ratio=timing["median_ms"] / latency["baseline"]["median_ms"])
+    images = _plots(cfg, weights)
+    threads = latency["baseline"]["threads"]
+    notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "
+             f"{LATENCY_RUNS} runs after warm-up, all models interleaved in one process.",
+             "int8 rows: ONNX Runtime static quantization (QDQ, per-channel), validated through ultralytics' ONNX path."]
+    commands = ["make pipeline" if config_path == "configs/default.yaml" else f"make pipeline CONFIG={config_path}"]
+    out = Path(cfg.project) / cfg.name / "REPORT.md"
+    return write_report(out, f"slim report: {cfg.name}", list(rows.values()), images, commands, notes)
+
+
+def _plots(cfg: Config, weights: dict) -> dict:
+    folder = cfg.stage_dir("vis")
+    models = {tag: ultra.load_model(weights[tag])[0] for tag in ("baseline", "sparse")}
+    meta = ultra.load_model(weights["pruned"])[1]["slim"]
+    return {
+        "|gamma| of prunable BN channels before and after sparsity training": plot_gamma_histograms(
+            models, folder / "gamma_hist.png"),
+        "|gamma| per layer (median and 10-90% range)": plot_gamma_per_layer(models, folder / "gamma_layers.png"),
+        "Channels kept per layer": plot_channels_kept(PruningPlan.from_dict(meta["plan"]), folder / "channels.png"),
+    }

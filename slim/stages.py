@@ -1,0 +1,144 @@
+"""The training and pruning stages: each finds its input in the previous stage's folder and writes its own.
+
+Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
+finetune/weights/best.pt. Any stage can instead be pointed at a user's own file with `weights`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+from slim import ultra
+from slim.config import Config, dump_config, ultralytics_args
+from slim.data import make_demo_dataset
+from slim.errors import SlimError, UsageError
+from slim.groups import analyze
+from slim.plan import build_plan
+from slim.sparsity import SMALL_GAMMA, gamma_stats
+from slim.surgery import prune_model
+
+LOG = logging.getLogger("slim")
+# each stage's main output, relative to its folder; sparsity hands on its last epoch (the sparsest), not "best"
+OUTPUTS = {
+    "train": "weights/best.pt",
+    "sparsity": "weights/last.pt",
+    "prune": "pruned.pt",
+    "finetune": "weights/best.pt",
+}
+PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune"}
+MAKE_TARGET = {"train": "train", "sparsity": "sparsity", "prune": "prune", "finetune": "finetune"}
+
+
+def output_of(cfg: Config, stage: str) -> Path:
+    return cfg.stage_dir(stage) / OUTPUTS[stage]
+
+
+def input_for(cfg: Config, stage: str, weights: str | Path | None) -> Path:
+    """The model a stage reads: `weights` when given, else the previous stage's output."""
+    if weights:
+        return Path(weights)
+    previous = PREVIOUS[stage]
+    path = output_of(cfg, previous)
+    if not path.exists():
+        raise SlimError(f"no {previous} output at {path}: run `make {MAKE_TARGET[previous]}` first, or pass --weights")
+    return path
+
+
+def claim(cfg: Config, stage: str, exist_ok: bool) -> Path:
+    """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced."""
+    folder = cfg.stage_dir(stage)
+    if folder.exists() and any(folder.iterdir()) and not exist_ok:
+        raise UsageError(
+            f"{folder} already holds a {stage} run; pass --exist-ok to replace it, or name=<new name> for a new run"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, folder / "config.yaml")
+    return folder
+
+
+def resolve_data(cfg: Config) -> str:
+    """The dataset yaml: the built-in demo set (generated once, then reused) or the user's file."""
+    if cfg.data != "demo":
+        if not Path(cfg.data).is_file():
+            raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
+        return cfg.data
+    d = cfg.demo
+    root = Path(cfg.project) / "demo_data" / f"demo-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
+    return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed))
+
+
+def _ultra_args(cfg: Config, stage: str) -> dict:
+    return {**ultralytics_args(cfg, stage), "data": resolve_data(cfg)}
+
+
+def train(cfg: Config, exist_ok: bool = False) -> Path:
+    """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
+    claim(cfg, "train", exist_ok)
+    ultra.train(cfg.model, _ultra_args(cfg, "train"), keep_architecture=False)
+    return output_of(cfg, "train")
+
+
+def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
+    """Stage 2: continue training with the L1 subgradient on prunable BN gammas."""
+    source = input_for(cfg, "sparsity", weights)
+    claim(cfg, "sparsity", exist_ok)
+    callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
+    ultra.train(source, _ultra_args(cfg, "sparsity"), keep_architecture=True, sparsity=callback)
+    return output_of(cfg, "sparsity")
+
+
+def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
+    """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one)."""
+    if resume:
+        last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
+        return ultra.train(last, {"resume": True}, keep_architecture=True)
+    source = input_for(cfg, "finetune", weights)
+    claim(cfg, "finetune", exist_ok)
+    ultra.train(source, _ultra_args(cfg, "finetune"), keep_architecture=True)
+    return output_of(cfg, "finetune")
+
+
+def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
+    """Stage 3: choose channels by one global |gamma| threshold and rebuild a physically smaller model.
+
+    Returns:
+        (path of the pruned checkpoint, PruningPlan, {"before": sizes, "after": sizes}).
+    """
+    source = input_for(cfg, "prune", weights)
+    target = Path(out) if out else output_of(cfg, "prune")
+    if target.resolve() == source.resolve():
+        raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input")
+    if out is None:
+        claim(cfg, "prune", exist_ok)
+    elif target.exists() and not exist_ok:
+        raise UsageError(f"{target} already exists; pass --exist-ok to replace it")
+    out = target
+    model, ckpt = ultra.load_model(source)
+    graph = analyze(model)
+    _warn_if_not_sparse(model, graph)
+    p = cfg.prune
+    plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to)
+    if plan.floored:
+        warnings.warn(f"{len(plan.floored)} layers were held at their per-layer floor (min_channels "
+                      f"{p.min_channels}, min_fraction {p.min_fraction}) so that none is emptied")
+    pruned = prune_model(model, plan, fold_beta=p.fold_beta)
+    sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
+    meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
+    ultra.save_checkpoint(pruned, out, ckpt.get("train_args", {}), meta)
+    plan_json = out.with_suffix(".plan.json")
+    ultra.write_atomic(plan_json, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    return out, plan, sizes
+
+
+def _warn_if_not_sparse(model, graph) -> None:
+    """Pruning a model that never had sparsity training destroys it (see NOTES): say so, then proceed."""
+    modules = dict(model.named_modules())
+    small = gamma_stats([modules[n].bn for n in graph.prunable])["gamma_small"]
+    if small < 0.05:
+        warnings.warn(
+            f"only {small:.1%} of prunable gammas are below {SMALL_GAMMA:g}: this model looks like it was never "
+            f"sparsity-trained, and pruning it will cost accuracy (run scripts/train_sparsity.py first)"
+        )
