@@ -1,0 +1,113 @@
+"""The whole road at tiny size, through the real scripts: every stage writes what the next one reads."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.epochs=1", "sparsity.epochs=1",
+        "finetune.epochs=1", "export.calib_images=4", "prune.ratio=0.5"]
+
+# Loaded by Python at start-up (sitecustomize) in the pipeline's process: records every outbound connection
+# attempt to a non-loopback address. Test-only; slim itself never touches sockets.
+GUARD = textwrap.dedent('''
+    import os, socket
+    _log = os.environ["SLIM_SOCKET_LOG"]
+    def _check(address):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in ("localhost", "::1") and not str(host).startswith("127."):
+            with open(_log, "a") as f:
+                f.write(f"{host}\\n")
+            raise OSError(f"network access to {host} blocked by the test")
+    _connect = socket.socket.connect
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _check(address)
+        return _connect(self, address)
+    socket.socket.connect = connect
+    _getaddrinfo = socket.getaddrinfo
+    def getaddrinfo(host, *a, **k):
+        _check((host,))
+        return _getaddrinfo(host, *a, **k)
+    socket.getaddrinfo = getaddrinfo
+''')
+
+
+def run_script(name, *args, cwd, env=None, check=True):
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=900)
+    if check:
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    (work / "guard").mkdir()
+    (work / "guard" / "sitecustomize.py").write_text(GUARD)
+    env = {**os.environ, "PYTHONPATH": f"{work / 'guard'}{os.pathsep}{ROOT}", "SLIM_SOCKET_LOG": str(work / "net.log"),
+           "YOLO_CONFIG_DIR": str(work / "cfg")}
+    config = ROOT / "configs" / "default.yaml"
+    run_script("pipeline.py", "--config", str(config), f"project={work / 'runs'}", *TINY, cwd=work, env=env)
+    return work, work / "runs" / "demo"
+
+
+def test_no_connection_leaves_the_machine(pipeline_run):
+    work, _ = pipeline_run
+    log = work / "net.log"
+    assert not log.exists(), f"pipeline tried to reach: {log.read_text()}"
+
+
+def test_every_stage_wrote_its_output(pipeline_run):
+    _, run = pipeline_run
+    for path in ["train/weights/best.pt", "sparsity/weights/last.pt", "sparsity/sparsity.csv", "prune/pruned.pt",
+                 "prune/pruned.plan.json", "finetune/weights/best.pt", "export/finetuned.onnx",
+                 "export/finetuned-int8.onnx", "vis/gamma_hist.png", "vis/gamma_layers.png", "REPORT.md"]:
+        assert (run / path).is_file(), path
+    for stage in ["train", "sparsity", "prune", "finetune"]:
+        assert (run / stage / "config.yaml").is_file()
+
+
+def _params(path):
+    model = torch.load(path, weights_only=False)["model"]
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_pruned_is_smaller_and_finetune_kept_it(pipeline_run):
+    _, run = pipeline_run
+    sparse, pruned = _params(run / "sparsity/weights/last.pt"), _params(run / "prune/pruned.pt")
+    assert pruned < 0.8 * sparse
+    assert _params(run / "finetune/weights/best.pt") == pruned
+    assert (run / "prune/pruned.pt").stat().st_size < (run / "sparsity/weights/last.pt").stat().st_size
+
+
+def test_val_fields_are_the_same_for_every_model(pipeline_run):
+    _, run = pipeline_run
+    results = {tag: json.loads((run / "val" / f"{tag}.json").read_text()) for tag in ("baseline", "finetuned")}
+    assert results["baseline"].keys() == results["finetuned"].keys()
+    assert {"mAP50", "mAP50_95", "precision", "recall", "params", "gflops", "speed_ms"} <= results["baseline"].keys()
+    assert results["finetuned"]["gflops"] < results["baseline"]["gflops"]
+
+
+def test_report_has_a_row_per_model_and_its_pictures(pipeline_run):
+    _, run = pipeline_run
+    report = (run / "REPORT.md").read_text()
+    for tag in ("baseline", "sparse", "pruned", "finetuned", "finetuned-int8"):
+        assert f"| {tag} |" in report
+    assert "gamma_hist.png" in report and "make pipeline" in report
+
+
+def test_rerunning_a_stage_never_replaces_it_silently(pipeline_run):
+    work, run = pipeline_run
+    before = (run / "finetune/weights/best.pt").stat().st_mtime_ns
+    out = run_script("train.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}", *TINY,
+                     cwd=work, check=False)
+    assert out.returncode == 2 and "already holds a train run" in out.stderr  # never silently replaced
+    assert (run / "finetune/weights/best.pt").stat().st_mtime_ns == before
