@@ -86,17 +86,34 @@ def build_plan(
     if not scores:
         raise UsageError("this model has no prunable BatchNorm channels (no BN layers, or all are tied)")
     if threshold is None:
-        threshold = threshold_for_ratio(scores, ratio)
-    _check_threshold(scores, threshold)
+        threshold, survives = _lowest_removed(scores, ratio)
+    else:
+        _check_threshold(scores, threshold)
+        survives = {name: score >= threshold for name, score in scores.items()}
     keep, floored = {}, []
     for name, score in scores.items():
         parts = graph.parts.get(name, 1)
-        kept, was_floored = _keep_layer(score.view(parts, -1), threshold, min_channels, min_fraction, round_to)
+        wanted = int(survives[name].view(parts, -1).sum(1).max())
+        kept, was_floored = _keep_layer(score.view(parts, -1), wanted, min_channels, min_fraction, round_to)
         keep[name] = kept
         if was_floored:
             floored.append(name)
     channels = {name: len(score) for name, score in scores.items()}
     return PruningPlan(keep, channels, float(threshold), ratio, floored)
+
+
+def _lowest_removed(scores: dict, ratio: float) -> tuple:
+    """Mark the int(ratio * N) globally smallest |gamma| channels removed; (threshold, name -> survives mask).
+
+    Ranking rather than comparing with the threshold value keeps the ratio exact when many gammas are equal
+    (a model that never had sparsity training has most of them at exactly 1.0); ties go in model order.
+    """
+    threshold = threshold_for_ratio(scores, ratio)
+    flat = torch.cat(list(scores.values()))
+    removed = torch.zeros(len(flat), dtype=torch.bool)
+    removed[flat.argsort(stable=True)[: int(ratio * len(flat))]] = True
+    survives = dict(zip(scores, (~removed).split([len(s) for s in scores.values()])))
+    return threshold, survives
 
 
 def _check_threshold(scores: dict, threshold: float) -> None:
@@ -109,13 +126,13 @@ def _check_threshold(scores: dict, threshold: float) -> None:
                          f"{float(everything.max()):.4g}")
 
 
-def _keep_layer(score: torch.Tensor, threshold: float, min_channels: int, min_fraction: float, round_to: int):
+def _keep_layer(score: torch.Tensor, wanted: int, min_channels: int, min_fraction: float, round_to: int):
     """Kept indices for one layer whose output is `parts` equal parts (score: parts x part_size).
 
-    Every part keeps the same count (C2f's chunk(2) needs equal halves): the largest count any part wants.
+    Every part keeps the same count (C2f's chunk(2) needs equal halves): `wanted` is the largest count any
+    part wants; floors and rounding can raise it. Each part keeps its highest-|gamma| channels.
     """
     parts, size = score.shape
-    wanted = int((score >= threshold).sum(1).max())
     floor = min(size, max(min_channels // parts, math.ceil(min_fraction * size), 1))
     count = max(wanted, floor)
     count = min(size, math.ceil(count / round_to) * round_to)

@@ -79,3 +79,12 @@ def test_plan_json_round_trip(model):
     plan = build_plan(model, analyze(model), ratio=0.5)
     again = PruningPlan.from_dict(json.loads(plan.to_json()))
     assert again == plan
+
+
+def test_ratio_is_exact_when_gammas_tie():
+    """A freshly built model has every gamma at exactly 1.0: a value threshold would remove nothing."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml").model
+    plan = build_plan(model, analyze(model), ratio=0.5, min_channels=1, min_fraction=0.0)
+    assert 0.48 <= plan.removed_fraction <= 0.5
