@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from slim.config import Config, load_config
 from slim.errors import USAGE
@@ -34,5 +35,6 @@ def load(args: argparse.Namespace, stage: str | None, flags: dict) -> Config:
         flags: config key -> value for the flags that were given (None values are skipped).
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source echo
     typed = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(args.config, typed + list(args.overrides), stage=stage)
