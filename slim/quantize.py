@@ -32,7 +32,9 @@ def quantize_int8(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     per_channel: bool = True,
 ) -> Path:
-    """Quantize an FP32 ONNX file to INT8 (QDQ format, INT8 weights and activations) and write it to `out`.
+    """Quantize an FP32 ONNX file to INT8 (QDQ: 7-bit int8 weights, uint8 activations) and write it to `out`.
+
+    ultralytics' metadata (task, names, stride) is kept, so YOLO("model_int8.onnx") predicts and validates.
 
     Args:
         onnx_path: FP32 model exported by slim.export; it is only read.
@@ -49,6 +51,7 @@ def quantize_int8(
         UsageError: `out` equals the input, no images, or `exclude` matches no node.
         SlimError: missing model or an unreadable image.
     """
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     onnx_path, out = Path(onnx_path), Path(out)
@@ -58,7 +61,8 @@ def quantize_int8(
         raise UsageError(f"INT8 output {out} would overwrite the FP32 model: pass another path, e.g. model_int8.onnx")
     if not images:
         raise UsageError("INT8 calibration needs images: pass a dataset with a train split")
-    nodes = _excluded_nodes(onnx_path, exclude)
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    nodes = _excluded_nodes([n.name for n in graph.node], exclude, onnx_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     # the temporary folder sits beside `out` so that os.replace stays on one filesystem and is atomic
     with tempfile.TemporaryDirectory(prefix=".slim-int8-", dir=out.parent) as tmp:
@@ -70,7 +74,7 @@ def quantize_int8(
         quantize_static(
             str(onnx_path),
             str(written),
-            LetterboxReader(images, imgsz, _input_name(onnx_path)),
+            LetterboxReader(images, imgsz, graph.input[0].name),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             reduce_range=True,
@@ -78,49 +82,33 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=nodes,
         )
-        _copy_metadata_(onnx_path, written)
         os.replace(written, out)
     return out
 
 
-def _excluded_nodes(onnx_path: Path, patterns: Sequence[str]) -> list[str]:
-    """Names of the graph's nodes that match any pattern (re.search), with "{head}" filled in."""
-    import onnx
-
-    names = [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node]
+def _excluded_nodes(names: list[str], patterns: Sequence[str], onnx_path: Path) -> list[str]:
+    """The node names that match any pattern (re.search), with "{head}" filled in."""
     if not patterns:
         return []
     layers = [int(m.group(1)) for m in (re.match(r"/model\.(\d+)/", n) for n in names) if m]
     if not layers and any(HEAD in p for p in patterns):
         raise SlimError(f"no ultralytics layer names (/model.N/...) in {onnx_path}: pass explicit exclude patterns")
     head = re.escape(f"/model.{max(layers, default=0)}/")
-    regexes = [re.compile(p.replace(HEAD, head)) for p in patterns]
+    try:
+        regexes = [re.compile(p.replace(HEAD, head)) for p in patterns]
+    except re.error as e:
+        raise UsageError(f"exclude patterns {list(patterns)} are not all valid regexes ({e}): fix the pattern") from e
     matched = [n for n in names if any(r.search(n) for r in regexes)]
     if not matched:
-        raise UsageError(f"exclude patterns {list(patterns)} match no node of {onnx_path}: check them with netron")
+        raise UsageError(f"exclude patterns {list(patterns)} match no node of {onnx_path}: check them in netron")
     return matched
-
-
-def _input_name(onnx_path: Path) -> str:
-    import onnx
-
-    return onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
-
-
-def _copy_metadata_(src: Path, dst: Path) -> None:
-    """Carry ultralytics' metadata (task, names, stride, imgsz) over, so YOLO("int8.onnx") can predict."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
-    model = onnx.load(str(dst))
-    onnx.helper.set_model_props(model, {**meta, **{p.key: p.value for p in model.metadata_props}})
-    onnx.save(model, str(dst))
 
 
 def letterbox(image_path: Path, imgsz: int) -> np.ndarray:
     """Load an image the way ultralytics' predictor feeds an ONNX model of fixed size.
 
-    LetterBox (resize keeping aspect, pad 114, centred), BGR -> RGB, /255.
+    LetterBox (resize keeping aspect, pad 114, centred), BGR -> RGB, /255. ultralytics centre-crops the
+    input of classify models instead; calibration letterboxes for every task.
 
     Returns:
         (1, 3, imgsz, imgsz) float32 in [0, 1].
@@ -136,7 +124,11 @@ def letterbox(image_path: Path, imgsz: int) -> np.ndarray:
 
 
 class LetterboxReader:
-    """onnxruntime CalibrationDataReader over image files: one letterboxed (1, 3, H, W) batch per image."""
+    """Calibration data for onnxruntime: one letterboxed (1, 3, H, W) batch per image file.
+
+    onnxruntime's CalibrationDataReader accepts any class with get_next() (its __subclasshook__), so this
+    needs no import of onnxruntime at module load.
+    """
 
     def __init__(self, images: Sequence[Path], imgsz: int, input_name: str = "images"):
         self.images, self.imgsz, self.input_name = list(images), imgsz, input_name
