@@ -16,35 +16,20 @@ $(STAMP): setup.cfg setup.py
 	$(PY) -m pip install -q -e .[test]
 	touch $(STAMP)
 
-data: venv
-	$(PY) scripts/make_demo_data.py --config $(CONFIG)
+# stage target -> its script (scripts/<script>.py --config $(CONFIG))
+SCRIPT_data := make_demo_data
+SCRIPT_train := train
+SCRIPT_sparsity := train_sparsity
+SCRIPT_prune := prune
+SCRIPT_finetune := finetune
+SCRIPT_val := val
+SCRIPT_export := export
+SCRIPT_vis := vis_bn
+SCRIPT_report := report
+SCRIPT_pipeline := pipeline
 
-train: venv
-	$(PY) scripts/train.py --config $(CONFIG)
-
-sparsity: venv
-	$(PY) scripts/train_sparsity.py --config $(CONFIG)
-
-prune: venv
-	$(PY) scripts/prune.py --config $(CONFIG)
-
-finetune: venv
-	$(PY) scripts/finetune.py --config $(CONFIG)
-
-val: venv
-	$(PY) scripts/val.py --config $(CONFIG)
-
-export: venv
-	$(PY) scripts/export.py --config $(CONFIG)
-
-vis: venv
-	$(PY) scripts/vis_bn.py --config $(CONFIG)
-
-report: venv
-	$(PY) scripts/report.py --config $(CONFIG)
-
-pipeline: venv
-	$(PY) scripts/pipeline.py --config $(CONFIG)
+data train sparsity prune finetune val export vis report pipeline: venv
+	$(PY) scripts/$(SCRIPT_$@).py --config $(CONFIG)
 
 bench: venv
 	$(PY) -m pip install -q -e .[bench]
