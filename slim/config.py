@@ -36,25 +36,27 @@ SCHEDULES = ("linear", "constant")
 
 @dataclass
 class DemoConfig:
-    n_train: int = 400
+    n_train: int = 300
     n_val: int = 100
-    imgsz: int = 160
+    imgsz: int = 128
     seed: int = 0
 
 
 @dataclass
 class TrainConfig:
     args: dict = field(
-        default_factory=lambda: dict(epochs=30, batch=16, workers=0, optimizer="SGD", lr0=0.01, plots=False)
+        default_factory=lambda: dict(epochs=12, batch=16, nbs=16, workers=0, optimizer="AdamW", lr0=0.003, lrf=0.1, close_mosaic=2,
+                             plots=False)
     )
 
 
 @dataclass
 class SparsityConfig:
-    sr: float = 1e-2
+    sr: float = 0.03
     schedule: str = "linear"
     args: dict = field(
-        default_factory=lambda: dict(epochs=20, optimizer="SGD", lr0=0.005, plots=False, workers=0, batch=16)
+        default_factory=lambda: dict(epochs=8, optimizer="SGD", lr0=0.04, batch=8, nbs=8, close_mosaic=2, workers=0,
+                                     plots=False)
     )
 
 
@@ -71,7 +73,8 @@ class PruneConfig:
 @dataclass
 class FinetuneConfig:
     args: dict = field(
-        default_factory=lambda: dict(epochs=20, optimizer="SGD", lr0=0.005, workers=0, batch=16, plots=False)
+        default_factory=lambda: dict(epochs=10, optimizer="AdamW", lr0=0.002, lrf=0.1, batch=16, nbs=16, close_mosaic=2, workers=0,
+                                     plots=False)
     )
 
 
@@ -109,7 +112,7 @@ class Config:
     project: str = "runs"
     data: str = "demo"
     model: str = "yolov8n.yaml"
-    imgsz: int = 160
+    imgsz: int = 128
     device: str = "cpu"
     seed: int = 0
     demo: DemoConfig = field(default_factory=DemoConfig)

@@ -34,10 +34,10 @@ def test_defaults_match_the_default_file():
     assert cfg == Config()
     assert cfg == load_config(DEFAULT)
     assert (cfg.name, cfg.project, cfg.data, cfg.model, cfg.imgsz, cfg.device) == (
-        "demo", "runs", "demo", "yolov8n.yaml", 160, "cpu"
+        "demo", "runs", "demo", "yolov8n.yaml", 128, "cpu"
     )
     assert cfg.prune.ratio == 0.5 and cfg.prune.threshold is None
-    assert cfg.train.args["epochs"] == 30 and cfg.sparsity.sr == 0.01
+    assert cfg.train.args["epochs"] == 12 and cfg.sparsity.sr == 0.03
 
 
 def test_default_file_spells_out_every_key():
@@ -80,7 +80,7 @@ def test_dotted_overrides():
     assert cfg.train.args["epochs"] == 3 and type(cfg.train.args["epochs"]) is int
     assert cfg.export.int8 is False
     assert cfg.train.args["mosaic"] == 0
-    assert cfg.finetune.args["epochs"] == 20  # other sections untouched
+    assert cfg.finetune.args["epochs"] == Config().finetune.args["epochs"]  # other sections untouched
 
 
 def test_overrides_win_over_the_file(tmp_path):
@@ -91,7 +91,7 @@ def test_overrides_win_over_the_file(tmp_path):
 def test_bare_override_goes_to_the_stage_section():
     cfg = load_config(None, ["epochs=3", "lr0=0.02"], stage="finetune")
     assert cfg.finetune.args["epochs"] == 3 and cfg.finetune.args["lr0"] == 0.02
-    assert cfg.train.args["epochs"] == 30
+    assert cfg.train.args["epochs"] == Config().train.args["epochs"]
     assert load_config(None, ["ratio=0.7"], stage="prune").prune.ratio == 0.7
     assert load_config(None, ["sr=0.001"], stage="sparsity").sparsity.sr == 0.001
 
@@ -296,15 +296,11 @@ def test_ultralytics_args_for_a_stage():
     args = ultralytics_args(cfg, "sparsity")
     assert args == {
         "data": "demo",
-        "imgsz": 160,
+        "imgsz": 128,
         "device": "0",
         "seed": 3,
+        **Config().sparsity.args,
         "epochs": 5,
-        "optimizer": "SGD",
-        "lr0": 0.005,
-        "plots": False,
-        "workers": 0,
-        "batch": 16,
         "project": str(Path("runs/exp").resolve()),
         "name": "sparsity",
         "exist_ok": True,
