@@ -14,6 +14,10 @@ from slim.errors import USAGE
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus exit code 2), like every other slim error."""
 
+    def parse_args(self, args=None, namespace=None):
+        # key=value overrides may come before and after flags: `prune.py ratio=0.6 --config c.yaml name=x`
+        return self.parse_intermixed_args(args, namespace)
+
     def error(self, message: str):
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(USAGE)

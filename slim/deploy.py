@@ -21,7 +21,7 @@ DEFAULT_STAGE = "finetune"
 
 def default_weights(cfg: Config, weights: str | Path | None) -> Path:
     if weights:
-        return Path(weights)
+        return ultra.check_weights_file(weights)  # before the dataset is generated or read
     path = output_of(cfg, DEFAULT_STAGE)
     if not path.exists():
         raise SlimError(f"no finetuned model at {path}: run `make finetune` first, or pass --weights")
@@ -65,6 +65,7 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
     weights = default_weights(cfg, weights)
     tag = tag or tag_of(weights)
     e, folder = cfg.export, cfg.stage_dir("export")
+    ultra.load_model(weights)  # a bad checkpoint is one clear line here, not the exporter's traceback
     result = export_onnx(weights, folder / f"{tag}.onnx", cfg.imgsz, e.opset, e.dynamic, e.simplify, e.half, e.atol)
     dump_config(cfg, folder / "config.yaml")
     out = {"onnx": result.path, "onnx_bytes": result.size_bytes, "max_abs_diff": result.max_abs_diff}

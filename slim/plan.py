@@ -49,9 +49,13 @@ class PruningPlan:
 
 
 def gamma_scores(model: nn.Module, graph: ChannelGraph) -> dict:
-    """|gamma| of every prunable producer's BN: name -> tensor of shape (channels,)."""
+    """|gamma| of every prunable producer's BN: name -> tensor of shape (channels,).
+
+    A producer whose BN was fused into its conv has no gamma to rank by and is left out (kept whole).
+    """
     modules = dict(model.named_modules())
-    return {name: modules[name].bn.weight.detach().abs().float().cpu() for name in graph.prunable}
+    bns = {name: getattr(modules[name], "bn", None) for name in graph.prunable}
+    return {name: bn.weight.detach().abs().float().cpu() for name, bn in bns.items() if isinstance(bn, nn.BatchNorm2d)}
 
 
 def threshold_for_ratio(scores: dict, ratio: float) -> float:
@@ -118,12 +122,14 @@ def _lowest_removed(scores: dict, ratio: float) -> tuple:
 
 def _check_threshold(scores: dict, threshold: float) -> None:
     everything = torch.cat(list(scores.values()))
+    low, high = float(everything.min()), float(everything.max())
+    fix = (f"pass a threshold above {low:.4g} and at most {high:.4g}, or a --prune-ratio instead" if low < high
+           else "all are equal, so no threshold separates them: pass a --prune-ratio instead")
     if not (everything < threshold).any():
-        raise UsageError(f"threshold {threshold:g} removes nothing: the smallest prunable |gamma| is "
-                         f"{float(everything.min()):.4g}")
+        raise UsageError(f"threshold {threshold:g} removes nothing: the smallest prunable |gamma| is {low:.4g}; {fix}")
     if (everything < threshold).all():
-        raise UsageError(f"threshold {threshold:g} removes every channel: the largest prunable |gamma| is "
-                         f"{float(everything.max()):.4g}")
+        raise UsageError(f"threshold {threshold:g} removes every channel: the largest prunable |gamma| is {high:.4g}; "
+                         f"{fix}")
 
 
 def _keep_layer(score: torch.Tensor, wanted: int, min_channels: int, min_fraction: float, round_to: int):

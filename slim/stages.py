@@ -11,6 +11,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from torch import nn
+
 from slim import ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.data import make_demo_dataset
@@ -49,20 +51,26 @@ def input_for(cfg: Config, stage: str, weights: str | Path | None) -> Path:
 
 def claim(cfg: Config, stage: str, exist_ok: bool) -> Path:
     """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced."""
+    folder = refuse_earlier_run(cfg, stage, exist_ok)
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, folder / "config.yaml")
+    return folder
+
+
+def refuse_earlier_run(cfg: Config, stage: str, exist_ok: bool) -> Path:
+    """The stage's folder; a usage error when it already holds a run and exist_ok is not set."""
     folder = cfg.stage_dir(stage)
     if folder.exists() and any(folder.iterdir()) and not exist_ok:
         raise UsageError(
             f"{folder} already holds a {stage} run; pass --exist-ok to replace it, or name=<new name> for a new run"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, folder / "config.yaml")
     return folder
 
 
 def resolve_data(cfg: Config) -> str:
     """The dataset yaml: the built-in demo set (generated once, then reused) or the user's file."""
     if cfg.data != "demo":
-        if not Path(cfg.data).is_file():
+        if not Path(cfg.data).exists():
             raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
         return cfg.data
     d = cfg.demo
@@ -76,17 +84,23 @@ def _ultra_args(cfg: Config, stage: str) -> dict:
 
 def train(cfg: Config, exist_ok: bool = False) -> Path:
     """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
+    refuse_earlier_run(cfg, "train", exist_ok)
+    args = _ultra_args(cfg, "train")
+    ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
     claim(cfg, "train", exist_ok)
-    ultra.train(cfg.model, _ultra_args(cfg, "train"), keep_architecture=False)
+    ultra.train(cfg.model, args, keep_architecture=False)
     return output_of(cfg, "train")
 
 
 def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
     """Stage 2: continue training with the L1 subgradient on prunable BN gammas."""
     source = input_for(cfg, "sparsity", weights)
+    refuse_earlier_run(cfg, "sparsity", exist_ok)
+    args = _ultra_args(cfg, "sparsity")
+    ultra.check_inputs(source, args["data"])
     claim(cfg, "sparsity", exist_ok)
     callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
-    ultra.train(source, _ultra_args(cfg, "sparsity"), keep_architecture=True, sparsity=callback)
+    ultra.train(source, args, keep_architecture=True, sparsity=callback)
     return output_of(cfg, "sparsity")
 
 
@@ -96,13 +110,18 @@ def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
         last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
         return ultra.train(last, {"resume": True}, keep_architecture=True)
     source = input_for(cfg, "finetune", weights)
+    refuse_earlier_run(cfg, "finetune", exist_ok)
+    args = _ultra_args(cfg, "finetune")
+    ultra.check_inputs(source, args["data"])
     claim(cfg, "finetune", exist_ok)
-    ultra.train(source, _ultra_args(cfg, "finetune"), keep_architecture=True)
+    ultra.train(source, args, keep_architecture=True)
     return output_of(cfg, "finetune")
 
 
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
     """Stage 3: choose channels by one global |gamma| threshold and rebuild a physically smaller model.
+
+    Every check runs before anything is written; the checkpoint is written atomically.
 
     Returns:
         (path of the pruned checkpoint, PruningPlan, {"before": sizes, "after": sizes}).
@@ -110,33 +129,47 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     source = input_for(cfg, "prune", weights)
     target = Path(out) if out else output_of(cfg, "prune")
     if target.resolve() == source.resolve():
-        raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input")
+        raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input: pass another --out")
     if out is None:
-        claim(cfg, "prune", exist_ok)
+        refuse_earlier_run(cfg, "prune", exist_ok)
     elif target.exists() and not exist_ok:
         raise UsageError(f"{target} already exists; pass --exist-ok to replace it")
-    out = target
     model, ckpt = ultra.load_model(source)
     graph = analyze(model)
-    _warn_if_not_sparse(model, graph)
+    _warn_if_not_sparse(_ranked_bns(model, graph, source))
     p = cfg.prune
     plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to)
     if plan.floored:
-        warnings.warn(f"{len(plan.floored)} layers were held at their per-layer floor (min_channels "
-                      f"{p.min_channels}, min_fraction {p.min_fraction}) so that none is emptied")
+        shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
+        warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "
+                      f"min_fraction {p.min_fraction}) so that none is emptied: {shown}")
     pruned = prune_model(model, plan, fold_beta=p.fold_beta)
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
-    ultra.save_checkpoint(pruned, out, ckpt.get("train_args", {}), meta)
-    plan_json = out.with_suffix(".plan.json")
+    if out is None:
+        claim(cfg, "prune", exist_ok)
+    ultra.save_checkpoint(pruned, target, ckpt.get("train_args", {}), meta)
+    plan_json = target.with_suffix(".plan.json")
     ultra.write_atomic(plan_json, lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    return out, plan, sizes
+    return target, plan, sizes
 
 
-def _warn_if_not_sparse(model, graph) -> None:
-    """Pruning a model that never had sparsity training destroys it (see NOTES): say so, then proceed."""
+def _ranked_bns(model: nn.Module, graph, source: Path) -> list:
+    """The BatchNorms whose |gamma| ranks the prunable channels; one clear error when the model has none."""
     modules = dict(model.named_modules())
-    small = gamma_stats([modules[n].bn for n in graph.prunable])["gamma_small"]
+    bns = [modules[n].bn for n in graph.prunable if isinstance(getattr(modules[n], "bn", None), nn.BatchNorm2d)]
+    if bns:
+        return bns
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise SlimError(f"'{source}' has no BatchNorm layers (fused for inference?), so there is nothing to prune: "
+                        "network slimming ranks channels by BN gamma; pass the checkpoint from before fusing")
+    raise SlimError(f"'{source}' has no prunable BatchNorm channels, so there is nothing to prune: every BN feeds "
+                    "a residual add, a head or a module slim does not know")
+
+
+def _warn_if_not_sparse(bns: list) -> None:
+    """Pruning a model that never had sparsity training destroys it (see NOTES): say so, then proceed."""
+    small = gamma_stats(bns)["gamma_small"]
     if small < 0.05:
         warnings.warn(
             f"only {small:.1%} of prunable gammas are below {SMALL_GAMMA:g}: this model looks like it was never "

@@ -5,6 +5,7 @@ An ultralytics upgrade should break here and nowhere else. Only subclassing and 
 
 from __future__ import annotations
 
+import codecs
 import copy
 import csv
 import os
@@ -18,7 +19,7 @@ from torch import nn
 from ultralytics import YOLO
 from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 from ultralytics.models.yolo import classify, detect, obb, pose, segment
-from ultralytics.nn.tasks import BaseModel, load_checkpoint
+from ultralytics.nn.tasks import BaseModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER, RANK, SETTINGS
 from ultralytics.utils.torch_utils import get_flops, unwrap_model
 
@@ -27,6 +28,8 @@ from slim.groups import prunable_bns
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 
 SETTINGS.update({"sync": False})  # no analytics events
+_UMASK = os.umask(0o022)  # read once at import: os.umask can only be read by setting it, which races with threads
+os.umask(_UMASK)
 
 BASE_TRAINERS = {
     "detect": detect.DetectionTrainer,
@@ -38,38 +41,69 @@ BASE_TRAINERS = {
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-def load_model(path: str | Path) -> tuple:
-    """Load an ultralytics checkpoint as (model in fp32 eval mode, checkpoint dict), or fail in one clear line."""
+def check_weights_file(path: str | Path) -> Path:
+    """Fail in one line when `path` cannot be a checkpoint at all (missing, a folder, empty), before any loading."""
     path = Path(path)
     if not path.exists():
         if path.parent == Path(".") and path.suffix == ".pt":
             raise SlimError(f"weights '{path}' not found locally; slim never downloads weights: pass a local .pt path")
-        raise SlimError(f"weights file '{path}' does not exist")
+        raise SlimError(f"weights file '{path}' does not exist: check the path, or pass --weights with an existing .pt")
     if path.is_dir():
         raise SlimError(f"weights '{path}' is a folder; pass a .pt file")
     if path.stat().st_size == 0:
-        raise SlimError(f"weights file '{path}' is empty")
+        raise SlimError(f"weights file '{path}' is empty (0 bytes, an interrupted copy?): pass a complete .pt file")
+    return path
+
+
+def load_model(path: str | Path) -> tuple:
+    """Load an ultralytics checkpoint as (model in fp32 eval mode, checkpoint dict), or fail in one clear line."""
+    path = check_weights_file(path)
     try:
-        model, ckpt = load_checkpoint(str(path))
+        # absolute: ultralytics re-downloads a damaged file requested by a bare asset name such as yolov8n.pt
+        model, ckpt = load_checkpoint(str(path.resolve()))
     except Exception as e:  # noqa: BLE001 - every way a file can be bad ends in one line for the user
         raise SlimError(_diagnose(path, e)) from e
     if not isinstance(model, BaseModel):
-        raise SlimError(f"'{path}' holds a {type(model).__name__}, not an ultralytics YOLO model")
+        raise SlimError(f"'{path}' holds a {type(model).__name__}, not an ultralytics YOLO model: pass a .pt written "
+                        "by YOLO training or by slim")
     return model, ckpt
+
+
+_TO_DO = "pass a .pt written by YOLO training or by slim"
 
 
 def _diagnose(path: Path, error: Exception) -> str:
     """Say what kind of bad file this is: not a checkpoint, a bare state_dict, or a checkpoint of something else."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        return f"'{path}' is not a readable PyTorch checkpoint (corrupt or truncated?): {first}"
+    except ModuleNotFoundError as e:
+        return (f"'{path}' holds objects of the Python module '{e.name}', which cannot be imported here: "
+                f"add the folder that holds {e.name} to PYTHONPATH")
+    except Exception:  # noqa: BLE001
+        return f"'{path}' is not a readable PyTorch checkpoint: {_unreadable_kind(path)}; {_TO_DO}"
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return f"'{path}' is a plain state_dict; slim needs a full ultralytics checkpoint (a .pt from YOLO training or slim)"
-    if isinstance(obj, dict) and not any(isinstance(obj.get(k), nn.Module) for k in ("model", "ema")):
-        return f"'{path}' is not an ultralytics checkpoint: it has no 'model' entry"
-    return f"'{path}' could not be loaded as an ultralytics model: {type(error).__name__}: {error}"
+        return f"'{path}' is a plain state_dict; slim needs a full ultralytics checkpoint ({_TO_DO})"
+    if not isinstance(obj, dict):
+        return f"'{path}' holds a {type(obj).__name__}, not an ultralytics checkpoint: {_TO_DO}"
+    if not any(isinstance(obj.get(k), nn.Module) for k in ("model", "ema")):
+        return f"'{path}' is not an ultralytics checkpoint: it has no 'model' entry; {_TO_DO}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"'{path}' could not be loaded as an ultralytics model ({type(error).__name__}: {first}); {_TO_DO}"
+
+
+def _unreadable_kind(path: Path) -> str:
+    """Why torch.load failed, guessed from the first bytes: a cut-off archive, a text file, or other bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch's zip format, or its legacy pickle
+        return "it is damaged or truncated (an interrupted save or copy?)"
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at byte 512 is fine
+    except UnicodeDecodeError:
+        text = "\0"
+    if all(c.isprintable() or c.isspace() for c in text):
+        return "it is a text file"
+    return "its bytes are not a PyTorch file"
 
 
 def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: dict) -> Path:
@@ -93,13 +127,19 @@ def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: d
 
 
 def write_atomic(path: Path, write) -> Path:
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place."""
+    """Call write(file_object) on a temporary file beside `path`, then rename it into place.
+
+    A reader, or a process killed mid-write, sees either the old file or the complete new one, never part of one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; give it the permissions open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -107,12 +147,60 @@ def write_atomic(path: Path, write) -> Path:
     return path
 
 
-def check_classes(model: nn.Module, data: str) -> None:
-    """Fail in one line when a dataset is missing or its class count differs from the model's."""
+# --- datasets ------------------------------------------------------------------------------------------------
+def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val")) -> None:
+    """Fail before a stage writes anything: the model loads, the dataset reads, and their classes agree.
+
+    Args:
+        source: a model yaml (fresh training: the dataset sets the classes) or a .pt checkpoint.
+        data: the dataset yaml (or classification folder); None means the checkpoint's own (resume).
+        splits: the dataset splits whose images must exist.
+    """
+    if str(source).endswith((".yaml", ".yml")):
+        read_dataset(data, guess_model_task(_model_yaml(source)), splits)
+        return
+    model, ckpt = load_model(source)
+    check_classes(model, data or ckpt.get("train_args", {}).get("data"), splits)
+
+
+def _model_yaml(source: str | Path) -> dict:
     try:
-        info = check_cls_dataset(data) if model.task == "classify" else check_det_dataset(data, autodownload=False)
+        return yaml_model_load(str(source))
+    except FileNotFoundError:
+        raise SlimError(f"model yaml '{source}' is neither a file nor an ultralytics architecture: set model: "
+                        "(--weights) to e.g. yolov8n.yaml, or to a trained .pt") from None
+
+
+def read_dataset(data: str | None, task: str, splits: tuple = ("val",)) -> dict:
+    """Read a dataset description (ultralytics' own checks, never a download) and check its image folders exist.
+
+    Returns:
+        ultralytics' dataset dict (with "nc", "names" and absolute split paths).
+    """
+    if not data:
+        raise SlimError("no dataset given: set data: to your dataset's yaml")
+    if task == "classify" and not Path(data).is_dir():  # ultralytics would try to download a missing one
+        raise SlimError(f"classification dataset folder '{data}' does not exist: set data: to a local image folder")
+    try:
+        info = check_cls_dataset(data) if task == "classify" else check_det_dataset(data, autodownload=False)
     except Exception as e:  # noqa: BLE001 - ultralytics raises several types for a missing or malformed dataset
-        raise SlimError(f"dataset '{data}' could not be read: {str(e).strip().splitlines()[0]}") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SlimError(f"dataset '{data}' could not be read: {first}; fix it, or set data: to another dataset") from e
+    for split in splits:
+        missing = [p for p in _as_list(info.get(split)) if not Path(p).exists()]
+        if missing:
+            raise SlimError(f"dataset '{data}': the {split} images at '{missing[0]}' do not exist; fix '{split}:' "
+                            "in the dataset yaml")
+    return info
+
+
+def _as_list(paths) -> list:
+    return [] if paths is None else list(paths) if isinstance(paths, (list, tuple)) else [paths]
+
+
+def check_classes(model: nn.Module, data: str, splits: tuple = ("val",)) -> None:
+    """Fail in one line when a dataset is missing or its class count differs from the model's."""
+    info = read_dataset(data, model.task, splits)
     nc = len(model.names) if isinstance(getattr(model, "names", None), (dict, list)) else None
     if nc is not None and info["nc"] != nc:
         raise SlimError(
@@ -210,9 +298,7 @@ def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: Spa
         args: ultralytics training arguments (data, epochs, imgsz, project, name, ...).
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
     """
-    if not str(source).endswith((".yaml", ".yml")):
-        loaded, ckpt = load_model(source)
-        check_classes(loaded, args.get("data") or ckpt.get("train_args", {}).get("data"))  # resume: the run's data
+    check_inputs(source, args.get("data"))  # resume (no data given): the run's own dataset
     model = YOLO(str(source))
     if sparsity is not None:
         sparsity.attach(model)
