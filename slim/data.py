@@ -10,12 +10,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from slim.errors import SlimError, UsageError
 
 CLASSES = ("ellipse", "rectangle", "triangle", "cross", "star")
-GENERATOR = "slim.data shapes v2"  # bump when the drawing changes, so old folders are not taken as current
+GENERATOR = "slim.data shapes v3"  # bump when the drawing changes, so old folders are not taken as current
 STAMP = "slim_demo.json"
 YAML = "data.yaml"
 
@@ -106,12 +107,14 @@ def _remove_abandoned_tmp(root: Path) -> None:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # our own leftover from an earlier call that was interrupted in this process
+    if os.name == "nt":
+        return True  # there os.kill(pid, 0) would terminate the process, not probe it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # alive, owned by another user
     return True
 
 
@@ -132,9 +135,8 @@ def _write_dataset(tmp: Path, root: Path, args: dict) -> None:
     with tqdm(total=total, desc=f"demo data {root.name}", unit="img", delay=1.0, leave=False) as bar:
         for split in ("train", "val"):
             _write_split(tmp, split, args, bar)
-    names = "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES))
-    header = f"# slim demo dataset: {_describe(args)}\n"
-    (tmp / YAML).write_text(f"{header}path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
+    data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(CLASSES))}
+    (tmp / YAML).write_text(f"# slim demo dataset: {_describe(args)}\n" + yaml.safe_dump(data, sort_keys=False))
     (tmp / STAMP).write_text(json.dumps(args, indent=1) + "\n")
 
 
@@ -242,7 +244,7 @@ def _place(rng: np.random.Generator, shape: np.ndarray, imgsz: int, boxes: list,
     """Scale and move `shape` to a random spot inside the image whose box overlaps none of `boxes`."""
     extent = shape.max(0) - shape.min(0)
     for _ in range(tries):
-        size = imgsz * rng.uniform(0.12, 0.45)  # the longer side of the box, in pixels
+        size = imgsz * rng.uniform(0.16, 0.5)  # the longer side of the box, in pixels
         points = (shape - shape.min(0)) * (size / extent.max())
         w, h = points.max(0)
         points = points + [rng.uniform(1, imgsz - 1 - w), rng.uniform(1, imgsz - 1 - h)]
