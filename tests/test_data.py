@@ -165,12 +165,12 @@ def test_bad_arguments_are_usage_errors(tmp_path, bad):
     assert not (tmp_path / "ds").exists()
 
 
-def test_script_prints_the_yaml_path_and_reports_bad_flags_in_one_line(tmp_path):
-    script = [sys.executable, str(REPO / "scripts" / "make_demo_data.py"), "--root", str(tmp_path / "ds")]
-    sizes = ["--n-train", "3", "--n-val", "2", "--imgsz", "64"]
+def test_script_prints_the_yaml_path_and_reports_bad_sizes_in_one_line(tmp_path):
+    script = [sys.executable, str(REPO / "scripts" / "make_demo_data.py"), "--config", str(REPO / "configs/default.yaml")]
+    sizes = [f"project={tmp_path}", "demo.n_train=3", "demo.n_val=2", "demo.imgsz=64"]
     ok = subprocess.run(script + sizes, capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == str(tmp_path / "ds" / "data.yaml")
-    bad = subprocess.run(script + ["--n-train", "0"], capture_output=True, text=True, cwd=tmp_path)
+    assert ok.stdout.strip() == str(tmp_path / "demo_data" / "demo-3-2-64-0" / "data.yaml")
+    bad = subprocess.run(script + [f"project={tmp_path}", "demo.n_train=0"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
