@@ -15,7 +15,7 @@ from torch import nn
 
 from slim import ultra
 from slim.config import Config, dump_config, ultralytics_args
-from slim.data import make_demo_dataset
+from slim.data import GENERATOR, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.plan import build_plan
@@ -74,7 +74,8 @@ def resolve_data(cfg: Config) -> str:
             raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
         return cfg.data
     d = cfg.demo
-    root = Path(cfg.project) / "demo_data" / f"demo-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
+    version = GENERATOR.split()[-1]  # in the name, so a newer generator makes a new folder instead of an error
+    root = Path(cfg.project) / "demo_data" / f"demo-{version}-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
     return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed))
 
 

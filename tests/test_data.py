@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import slim.data
-from slim.data import CLASSES, STAMP, make_demo_dataset
+from slim.data import CLASSES, GENERATOR, STAMP, make_demo_dataset
 from slim.errors import UsageError
 
 ARGS = dict(n_train=8, n_val=4, imgsz=64, seed=0)
@@ -170,7 +170,7 @@ def test_script_prints_the_yaml_path_and_reports_bad_sizes_in_one_line(tmp_path)
     sizes = [f"project={tmp_path}", "demo.n_train=3", "demo.n_val=2", "demo.imgsz=64"]
     ok = subprocess.run(script + sizes, capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == str(tmp_path / "demo_data" / "demo-3-2-64-0" / "data.yaml")
+    assert ok.stdout.strip() == str(tmp_path / "demo_data" / f"demo-{GENERATOR.split()[-1]}-3-2-64-0" / "data.yaml")
     bad = subprocess.run(script + [f"project={tmp_path}", "demo.n_train=0"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
