@@ -1,0 +1,546 @@
+"""`make bench`: the measured figures behind BENCHMARKS.md, one section at a time, on this machine.
+
+Each section (SECTIONS) returns plain data; run() adds the command, date, machine and versions, merges it into
+<project>/<name>/bench/bench.json (so `--only` updates one section and keeps the others) and rewrites BENCH.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+from tqdm import tqdm
+
+from slim import stages, ultra
+from slim.config import Config, ultralytics_args
+from slim.export import export_onnx
+from slim.groups import analyze, prunable_bns
+from slim.latency import compare_latency
+from slim.plan import build_plan
+from slim.report import markdown_table
+from slim.sparsity import SMALL_GAMMA, add_bn_l1_grad_, gamma_stats
+from slim.surgery import prune_model
+
+LOG = logging.getLogger("slim")
+SPEED_MODEL, SPEED_RATIO, SPEED_REPEATS, SPEED_TARGET_S = "yolov8s.yaml", 0.5, 5, 5.0
+PRUNE_STEPS = ("analyze", "build_plan", "prune_model", "total")
+V8S_YAML = "yolov8s.yaml"
+V8S_TRAIN_EPOCHS = 4  # then the config's sparsity epochs: about 10 minutes on 2 CPU cores with the demo config
+SIZES_IMGSZ, SIZES_RATIOS, SIZES_ROUND_TO, SPEED_PER_FLOP_TARGET = 640, (0.3, 0.5, 0.7), (1, 8), 1.15
+SWEEP_RATIOS, NOFOLD_RATIO = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), 0.5
+RECOVERY_RATIOS, RECOVERY_GFLOPS, RECOVERY_TARGET = (0.3, 0.5, 0.7), 0.45, 0.99
+UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
+OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 3, 2, 1.03
+LATENCY = {"small": (100, 10), "640": (30, 5)}  # (timed runs, warm-up runs) per model
+DPI = 110
+
+
+def run(cfg: Config, command: str, only: list[str] | None = None, exist_ok: bool = False) -> Path:
+    """Run the chosen sections (default: all) and write bench.json and BENCH.md; returns BENCH.md.
+
+    Args:
+        command: the command line that ran this, recorded with each section.
+        exist_ok: redo the training runs a section caches (the yolov8s checkpoints, finetunes, overhead model).
+    """
+    folder = cfg.stage_dir("bench")
+    results = _read_json(folder / "bench.json")
+    for name in only or list(SECTIONS):
+        LOG.info(f"\n===== bench: {name} =====")
+        t0, machine = time.perf_counter(), describe_machine()
+        figures = SECTIONS[name](cfg, folder / name, exist_ok)
+        entry = {"command": command, "date": datetime.now().isoformat(timespec="seconds"), "machine": machine,
+                 "wall_s": round(time.perf_counter() - t0, 1), **figures}
+        # read again just before writing: another bench process may have finished a section meanwhile
+        results = {**_read_json(folder / "bench.json"), name: entry}
+        ultra.write_atomic(folder / "bench.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+    text = render(results)
+    return ultra.write_atomic(folder / "BENCH.md", lambda f: f.write(text.encode()))
+
+
+def describe_machine() -> dict:
+    """CPU model, core counts, threads, 1-minute load average and library versions, for the record."""
+    import onnxruntime
+    import ultralytics
+
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+               platform.processor() or "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "ultralytics": ultralytics.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _cpuinfo() -> list[str]:
+    path = Path("/proc/cpuinfo")
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# --- 1. prune speed ----------------------------------------------------------------------------------------------
+def prune_speed(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Seconds for analyze + build_plan + prune_model on a random-gamma SPEED_MODEL: median of SPEED_REPEATS.
+
+    Wall and CPU seconds both: on a shared machine the wall time also counts other jobs' turns on the cores.
+    """
+    model, p = random_bn_model(SPEED_MODEL), cfg.prune
+    wall, cpu = {s: [] for s in PRUNE_STEPS}, {s: [] for s in PRUNE_STEPS}
+    for _ in tqdm(range(SPEED_REPEATS), desc=f"prune {SPEED_MODEL} at {SPEED_RATIO}"):
+        clocks = [_clock()]
+        graph = analyze(model)
+        clocks.append(_clock())
+        plan = build_plan(model, graph, SPEED_RATIO, None, p.min_channels, p.min_fraction, p.round_to)
+        clocks.append(_clock())
+        prune_model(model, plan, fold_beta=p.fold_beta)
+        clocks.append(_clock())
+        spans = list(zip(clocks, clocks[1:])) + [(clocks[0], clocks[-1])]
+        for step, (a, b) in zip(PRUNE_STEPS, spans):
+            wall[step].append(b[0] - a[0])
+            cpu[step].append(b[1] - a[1])
+    median = {step: statistics.median(t) for step, t in wall.items()}
+    return {"model": SPEED_MODEL, "ratio": SPEED_RATIO, "repeats": SPEED_REPEATS, "median_s": median,
+            "median_cpu_s": {step: statistics.median(t) for step, t in cpu.items()}, "total_s": wall["total"],
+            "target": _target(f"median wall total < {SPEED_TARGET_S:g} s", median["total"] < SPEED_TARGET_S)}
+
+
+def _clock() -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds over all its threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def random_bn_model(yaml: str, seed: int = 0) -> nn.Module:
+    """A model from `yaml` in eval mode with random BN gamma, beta and statistics (like tests/models.py):
+    a fresh model has every gamma at 1, and a plan over all-equal gammas is not a realistic one."""
+    from ultralytics import YOLO
+
+    torch.manual_seed(seed)
+    model = YOLO(yaml).model.float().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.rand_like(m.weight) * 2 - 1
+            m.bias.data = torch.randn_like(m.bias) * 0.5
+            m.running_mean.data = torch.randn_like(m.running_mean) * 0.1
+            m.running_var.data = torch.rand_like(m.running_var) + 0.5
+    return model
+
+
+# --- 2. yolov8s sizes and latency at 640 px ----------------------------------------------------------------------
+def sizes640(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """A sparsity-trained yolov8s pruned at SIZES_RATIOS x SIZES_ROUND_TO: params, GFLOPs, ONNX size and
+    ONNX Runtime latency at 640 px, every model timed interleaved in one call."""
+    trained, sparse, train_s = _sparse_v8s(cfg, folder, exist_ok)
+    big = dataclasses.replace(cfg, imgsz=SIZES_IMGSZ)
+    weights = {"baseline": sparse}
+    rows = {"baseline": {"ratio": 0.0, **ultra.model_size(ultra.load_model(sparse)[0], SIZES_IMGSZ)}}
+    for ratio in SIZES_RATIOS:
+        for round_to in SIZES_ROUND_TO:
+            tag = f"r{round(ratio * 100)}-x{round_to}"
+            weights[tag], rows[tag] = _prune(big, sparse, folder / f"{tag}.pt", ratio, round_to=round_to)
+    threads = _deploy_(big, weights, rows, folder, LATENCY["640"])
+    worst = max(row["latency_per_gflop"] for tag, row in rows.items() if tag != "baseline")
+    return {"imgsz": SIZES_IMGSZ, "threads": threads, "runs": LATENCY["640"][0], "train_s": train_s,
+            "epochs": {"train": V8S_TRAIN_EPOCHS, "sparsity": cfg.sparsity.args.get("epochs")},
+            "gammas": {"trained": _gamma_row(trained), "sparse": _gamma_row(sparse)},
+            "rows": _tagged(rows), "plot": str(_plot_latency(rows, folder / "latency_vs_flops.png")),
+            "target": _target(f"latency ratio / GFLOPs ratio <= {SPEED_PER_FLOP_TARGET} (worst {worst:.2f})",
+                              worst <= SPEED_PER_FLOP_TARGET)}
+
+
+def _sparse_v8s(cfg: Config, folder: Path, exist_ok: bool) -> tuple[Path, Path, float]:
+    """yolov8s trained from its yaml on the config's data for V8S_TRAIN_EPOCHS, then sparsity-trained as the
+    config's sparsity section says, through the pipeline's own ultra.train + SparsityCallback.
+
+    Returns:
+        (trained checkpoint, sparse checkpoint, seconds the two trainings took when they ran).
+    """
+    place = {"data": stages.resolve_data(cfg), "project": str(folder.resolve())}
+    args = {**ultralytics_args(cfg, "train"), **place, "name": "v8s-train", "epochs": V8S_TRAIN_EPOCHS}
+    trained, t1 = _cached_train(V8S_YAML, args, None, exist_ok)
+    args = {**ultralytics_args(cfg, "sparsity"), **place, "name": "v8s-sparsity"}
+    sparse, t2 = _cached_train(trained, args, (cfg.sparsity.sr, cfg.sparsity.schedule), exist_ok)
+    return trained, sparse, t1 + t2
+
+
+def _cached_train(source, args: dict, sparsity: tuple | None, exist_ok: bool) -> tuple[Path, float]:
+    """ultra.train, unless its run folder already holds a run with the same settings (bench-run.json there).
+
+    Returns:
+        (best.pt, or last.pt for a sparsity run: the sparsest; seconds the training took when it ran).
+    """
+    run = Path(args["project"]) / args["name"]
+    out = run / "weights" / ("last.pt" if sparsity else "best.pt")
+    settings = {"source": str(source), "args": args, "sparsity": sparsity}
+    record = _read_json(run / "bench-run.json")
+    if out.exists() and record.get("settings") == settings and not exist_ok:
+        LOG.info(f"bench: reusing {out}, trained with the same settings (--exist-ok trains it again)")
+        return out, record["seconds"]
+    t0 = time.perf_counter()
+    callback = ultra.SparsityCallback(*sparsity) if sparsity else None
+    ultra.train(source, args, keep_architecture=sparsity is not None, sparsity=callback)
+    record = {"settings": settings, "seconds": round(time.perf_counter() - t0)}
+    ultra.write_atomic(run / "bench-run.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
+    return out, record["seconds"]
+
+
+# --- 3. ratio sweep ------------------------------------------------------------------------------------------------
+def sweep(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """The pipeline's sparse model pruned at SWEEP_RATIOS (and once with fold_beta off): sizes, latency and
+    mAP right after pruning, before any finetuning."""
+    source = stages.output_of(cfg, "sparsity")
+    if not source.exists():
+        return _skipped(f"no sparse model at {source}: run `make pipeline` first")
+    weights = {"unpruned": source}
+    rows = {"unpruned": {"ratio": 0.0, **ultra.model_size(ultra.load_model(source)[0], cfg.imgsz)}}
+    for ratio in SWEEP_RATIOS:
+        tag = f"r{round(ratio * 100)}"
+        weights[tag], rows[tag] = _prune(cfg, source, folder / f"{tag}.pt", ratio)
+    nofold = f"r{round(NOFOLD_RATIO * 100)}-nofold"
+    weights[nofold], rows[nofold] = _prune(cfg, source, folder / f"{nofold}.pt", NOFOLD_RATIO, fold_beta=False)
+    threads = _deploy_(cfg, weights, rows, folder, LATENCY["small"])
+    for tag, path in weights.items():
+        rows[tag].update(_val(cfg, path, folder, tag))
+    fold = rows[f"r{round(NOFOLD_RATIO * 100)}"]["mAP50_95"] - rows[nofold]["mAP50_95"]
+    return {"source": str(source), "imgsz": cfg.imgsz, "threads": threads, "runs": LATENCY["small"][0],
+            "rows": _tagged(rows), "fold_beta_gain_mAP50_95": fold,
+            "plot": str(_plot_sweep(rows, cfg.imgsz, folder / "ratio_sweep.png"))}
+
+
+# --- 4. recovery by finetuning -------------------------------------------------------------------------------------
+def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Finetune the sparse model pruned at RECOVERY_RATIOS (and at the first ratio that reaches RECOVERY_GFLOPS)
+    with the config's finetune budget; compare mAP50-95 with the unpruned sparse model's, validated the same way,
+    and with the unpruned sparse model finetuned with the same budget (the control: what the epochs alone buy)."""
+    source = stages.output_of(cfg, "sparsity")
+    if not source.exists():
+        return _skipped(f"no sparse model at {source}: run `make pipeline` first")
+    sizes = ultra.model_size(ultra.load_model(source)[0], cfg.imgsz)
+    rows = {UNPRUNED: {"ratio": 0.0, **sizes, **_val(cfg, source, folder, "sparse")}}
+    control = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-r0"), source, exist_ok)
+    rows[CONTROL] = {"ratio": 0.0, **sizes, **_val(cfg, control, folder, "r0-ft")}
+    extra = _ratio_for_gflops(cfg, source, RECOVERY_GFLOPS)
+    for ratio in RECOVERY_RATIOS + ((extra,) if extra else ()):
+        tag = f"r{round(ratio * 100)}"
+        pruned, row = _prune(cfg, source, folder / f"{tag}.pt", ratio)
+        finetuned = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), pruned, exist_ok)
+        rows[tag] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
+                     **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
+    for row in rows.values():
+        row["gflops_fraction"] = row["gflops"] / sizes["gflops"]
+        row["mAP_fraction"] = row["mAP50_95"] / rows[UNPRUNED]["mAP50_95"]
+        row["mAP_vs_control"] = row["mAP50_95"] / rows[CONTROL]["mAP50_95"]
+    small = [row for row in rows.values() if row["gflops_fraction"] <= RECOVERY_GFLOPS]
+    met = bool(small) and max(row["mAP_fraction"] for row in small) >= RECOVERY_TARGET
+    what = f"at <= {RECOVERY_GFLOPS:.0%} of the GFLOPs, mAP50-95 >= {RECOVERY_TARGET:.0%} of the sparse model's"
+    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "rows": _tagged(rows),
+            "target": _target(what + ("" if small else " (no ratio reached that GFLOPs)"), met)}
+
+
+def _ratio_for_gflops(cfg: Config, source: Path, fraction: float) -> float | None:
+    """The first ratio past max(RECOVERY_RATIOS), in steps of 0.05, whose pruned model has at most `fraction` of
+    the GFLOPs; None when max(RECOVERY_RATIOS) already gets there, or no ratio below 1 does."""
+    model, p = ultra.load_model(source)[0], cfg.prune
+    graph, full = analyze(model), ultra.model_size(model, cfg.imgsz)["gflops"]
+    for i, ratio in enumerate(np.arange(max(RECOVERY_RATIOS), 0.999, 0.05)):
+        plan = build_plan(model, graph, float(ratio), None, p.min_channels, p.min_fraction, p.round_to)
+        if ultra.model_size(prune_model(model, plan, p.fold_beta), cfg.imgsz)["gflops"] <= fraction * full:
+            return None if i == 0 else round(float(ratio), 2)
+    return None
+
+
+def _finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
+    """The finetune stage on `weights` under rcfg's name; reused when the last one here started from the same
+    tensors (a digest, so a changed prune is finetuned again) with the same settings."""
+    best = stages.output_of(rcfg, "finetune")
+    settings = {"weights": _digest(weights), "args": ultralytics_args(rcfg, "finetune"),
+                "data": stages.resolve_data(rcfg)}
+    record = rcfg.stage_dir("finetune") / "bench-run.json"
+    if best.exists() and _read_json(record).get("settings") == settings and not exist_ok:
+        LOG.info(f"recovery: reusing {best}, finetuned from the same model (--exist-ok finetunes again)")
+        return best
+    stages.finetune(rcfg, weights=weights, exist_ok=True)
+    ultra.write_atomic(record, lambda f: f.write(json.dumps({"settings": settings}, indent=1).encode()))
+    return best
+
+
+def _digest(weights: Path) -> str:
+    """A short hash of a checkpoint's model tensors (names and values), independent of the file's other fields."""
+    h = hashlib.sha256()
+    for name, tensor in ultra.load_model(weights)[0].state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --- 5. sparsity-training overhead ----------------------------------------------------------------------------------
+class EpochTimer:
+    """Seconds of each epoch's training loop (on_train_epoch_start to on_train_epoch_end: no validation, no
+    checkpoint saving), optionally around a SparsityCallback; it has the callback's attach() for ultra.train."""
+
+    def __init__(self, sparsity: ultra.SparsityCallback | None = None):
+        self.sparsity, self.seconds, self.batches, self._t0 = sparsity, [], 0, 0.0
+
+    def attach(self, model) -> None:
+        model.add_callback("on_train_epoch_start", self._start)  # first: the L1 hook's set-up is timed too
+        if self.sparsity is not None:
+            self.sparsity.attach(model)
+        model.add_callback("on_train_epoch_end", self._stop)
+
+    def _start(self, trainer) -> None:
+        self._t0 = time.perf_counter()
+
+    def _stop(self, trainer) -> None:
+        self.seconds.append(time.perf_counter() - self._t0)
+        self.batches = len(trainer.train_loader)
+
+
+def overhead(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Training-loop seconds per epoch with and without the L1 hook, same model, data and settings: short runs
+    alternated A/B, B/A, ... so that drifting machine load hits both arms alike."""
+    source = _overhead_model(cfg, folder, exist_ok)
+    seconds = {"normal": [], "sparsity": []}
+    batches = 0
+    for rep in range(OVERHEAD_REPEATS):
+        for arm in ("normal", "sparsity") if rep % 2 == 0 else ("sparsity", "normal"):
+            hook = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule) if arm == "sparsity" else None
+            timer = EpochTimer(hook)
+            args = {**ultralytics_args(cfg, "sparsity"), "data": stages.resolve_data(cfg), "workers": 0,
+                    "project": str(folder.resolve()), "name": f"{arm}-{rep}", "epochs": OVERHEAD_EPOCHS, "val": False}
+            ultra.train(source, args, keep_architecture=True, sparsity=timer)
+            seconds[arm] += timer.seconds
+            batches = timer.batches
+    median = {arm: statistics.median(s) for arm, s in seconds.items()}
+    ratio = median["sparsity"] / median["normal"]
+    hook_ms = _hook_ms(source)
+    return {"weights": str(source), "epochs_per_run": OVERHEAD_EPOCHS, "runs_per_arm": OVERHEAD_REPEATS,
+            "epoch_s": seconds, "median_s": median, "ratio": ratio, "batches_per_epoch": batches,
+            "hook_ms_per_step": hook_ms, "hook_share_bound": hook_ms * batches / 1e3 / median["normal"],
+            "target": _target(f"sparsity / normal epoch time <= {OVERHEAD_TARGET}", ratio <= OVERHEAD_TARGET)}
+
+
+def _overhead_model(cfg: Config, folder: Path, exist_ok: bool) -> Path:
+    """The pipeline's trained baseline, or (when the pipeline has not run) cfg.model trained for one epoch here."""
+    baseline = stages.output_of(cfg, "train")
+    if baseline.exists():
+        return baseline
+    args = {**ultralytics_args(cfg, "train"), "data": stages.resolve_data(cfg), "project": str(folder.resolve()),
+            "name": "base", "epochs": 1}
+    return _cached_train(cfg.model, args, None, exist_ok)[0]
+
+
+def _hook_ms(weights: Path, calls: int = 200) -> float:
+    """Median milliseconds of one L1 subgradient step (add_bn_l1_grad_ on every prunable BN), timed alone."""
+    bns = prunable_bns(ultra.load_model(weights)[0])
+    for bn in bns:
+        bn.weight.grad = torch.zeros_like(bn.weight)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        add_bn_l1_grad_(bns, 1e-3)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+# --- 6. gamma sparsity -----------------------------------------------------------------------------------------------
+def gammas(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Fraction of prunable gammas below SMALL_GAMMA after normal training and after sparsity training."""
+    rows = {}
+    for tag, stage in (("after normal training", "train"), ("after sparsity training", "sparsity")):
+        path = stages.output_of(cfg, stage)
+        if not path.exists():
+            return _skipped(f"no {stage} output at {path}: run `make pipeline` first")
+        rows[tag] = _gamma_row(path)
+    return {"rows": _tagged(rows)}
+
+
+def _gamma_row(weights: Path) -> dict:
+    bns = prunable_bns(ultra.load_model(weights)[0])
+    return {"weights": str(weights), "bns": len(bns), "channels": sum(bn.num_features for bn in bns),
+            **gamma_stats(bns)}
+
+
+# --- shared steps -------------------------------------------------------------------------------------------------
+def _prune(cfg: Config, source: Path, out: Path, ratio: float, round_to: int | None = None,
+           fold_beta: bool | None = None) -> tuple[Path, dict]:
+    """stages.prune at `ratio` (round_to and fold_beta default to the config's) into `out`; (path, sizes row)."""
+    p = cfg.prune
+    p = dataclasses.replace(p, ratio=ratio, threshold=None, round_to=p.round_to if round_to is None else round_to,
+                            fold_beta=p.fold_beta if fold_beta is None else fold_beta)
+    path, plan, sizes = stages.prune(dataclasses.replace(cfg, prune=p), source, out, exist_ok=True)
+    return path, {"ratio": ratio, "round_to": p.round_to, "fold_beta": p.fold_beta,
+                  "removed": plan.removed_fraction, **sizes["after"]}
+
+
+def _deploy_(cfg: Config, weights: dict, rows: dict, folder: Path, latency: tuple) -> int:
+    """Export every checkpoint to ONNX at cfg.imgsz and time them all interleaved in one call; adds onnx_mb,
+    latency_ms and the ratios to the first (reference) model to `rows`. Returns the thread count used."""
+    e, onnx = cfg.export, {}
+    for tag, path in tqdm(weights.items(), desc="export"):
+        result = export_onnx(path, folder / f"{tag}.onnx", cfg.imgsz, e.opset, False, e.simplify, False, e.atol)
+        onnx[tag], rows[tag]["onnx_mb"] = result.path, result.size_bytes / 1e6
+    timing = compare_latency(onnx, cfg.imgsz, runs=latency[0], warmup=latency[1])
+    ref = next(iter(weights))
+    for tag, row in rows.items():
+        row.update(latency_ms=timing[tag]["median_ms"], p90_ms=timing[tag]["p90_ms"])
+        row["latency_ratio"] = row["latency_ms"] / timing[ref]["median_ms"]
+        row["gflops_ratio"] = row["gflops"] / rows[ref]["gflops"]
+        row["latency_per_gflop"] = row["latency_ratio"] / row["gflops_ratio"]
+    return timing[ref]["threads"]
+
+
+def _val(cfg: Config, weights: Path, folder: Path, tag: str) -> dict:
+    """mAP50 and mAP50-95 on the config's val split, the pipeline's val settings, results under `folder`."""
+    args = {**ultralytics_args(cfg, "val"), "data": stages.resolve_data(cfg), "project": str(folder.resolve()),
+            "name": f"val-{tag}"}
+    args.pop("seed", None)
+    result = ultra.validate(weights, args)
+    return {"mAP50": result["mAP50"], "mAP50_95": result["mAP50_95"]}
+
+
+def _tagged(rows: dict) -> list[dict]:
+    return [{"model": tag, **row} for tag, row in rows.items()]
+
+
+def _target(what: str, met: bool) -> dict:
+    return {"what": what, "met": bool(met)}
+
+
+def _skipped(reason: str) -> dict:
+    LOG.warning(f"bench: skipped: {reason}")
+    return {"skipped": reason}
+
+
+# --- plots ----------------------------------------------------------------------------------------------------------
+def _plot_sweep(rows: dict, imgsz: int, out: Path) -> Path:
+    """mAP50-95 right after pruning against GFLOPs, one point per ratio; the fold_beta-off model as a cross."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    folded = [row for row in rows.values() if row.get("fold_beta", True)]
+    ax.plot([r["gflops"] for r in folded], [r["mAP50_95"] for r in folded], "o-", label="pruned, not finetuned")
+    for r in folded:
+        ax.annotate(f"{r['ratio']:.0%}", (r["gflops"], r["mAP50_95"]), xytext=(4, 4), textcoords="offset points",
+                    fontsize=7)
+    unfolded = [row for row in rows.values() if not row.get("fold_beta", True)]
+    ax.plot([r["gflops"] for r in unfolded], [r["mAP50_95"] for r in unfolded], "x", color="C3", markersize=8,
+            label="fold_beta off")
+    ax.set(xlabel=f"GFLOPs at {imgsz} px", ylabel="mAP50-95 (val)", title="Prune ratio sweep (0% = unpruned)")
+    ax.legend(frameon=False)
+    return _save(fig, out)
+
+
+def _plot_latency(rows: dict, out: Path) -> Path:
+    """Latency ratio against GFLOPs ratio (both pruned / baseline), per round_to; the ideal is the diagonal."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="latency proportional to GFLOPs")
+    ax.plot([0, 1], [0, SPEED_PER_FLOP_TARGET], color="grey", linestyle="--", linewidth=0.8,
+            label=f"target: {SPEED_PER_FLOP_TARGET}x that")
+    for i, round_to in enumerate(SIZES_ROUND_TO):
+        pts = [r for r in rows.values() if r.get("round_to") == round_to]
+        ax.plot([r["gflops_ratio"] for r in pts], [r["latency_ratio"] for r in pts], "os"[i % 2], color=f"C{i}",
+                label=f"round_to {round_to}")
+    ax.set(xlabel="GFLOPs, pruned / unpruned", ylabel="ONNX Runtime latency, pruned / unpruned", xlim=(0, 1.05),
+           ylim=(0, 1.3), title="yolov8s at 640 px, CPU, batch 1")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, out)
+
+
+def _figure() -> Figure:
+    fig = Figure(figsize=(5.6, 3.8), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    return ultra.write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
+
+
+# --- markdown -------------------------------------------------------------------------------------------------------
+SIZE_COLUMNS = [("model", "model", ""), ("params", "params", ",d"), ("gflops", "GFLOPs", ".2f"),
+                ("onnx_mb", "ONNX MB", ".2f"), ("latency_ms", "latency ms", ".1f"),
+                ("latency_ratio", "latency ratio", ".3f"), ("gflops_ratio", "GFLOPs ratio", ".3f"),
+                ("latency_per_gflop", "latency / GFLOPs ratio", ".2f")]
+MAP_COLUMNS = [("mAP50", "mAP50", ".3f"), ("mAP50_95", "mAP50-95", ".3f")]
+
+
+def render(results: dict) -> str:
+    """BENCH.md: per section run so far, its command, machine, date and versions, then its tables."""
+    parts = ["# slim benchmarks"]
+    for name in [n for n in SECTIONS if n in results]:
+        section, m = results[name], results[name]["machine"]
+        parts += [f"## {name}", f"`{section['command']}`, {section['date']}, {section['wall_s']:.0f} s",
+                  f"{m['cpu']}, {m['usable_cores']} of {m['cores']} cores usable, torch threads {m['torch_threads']}, "
+                  f"load average {m['load_avg_1m']} at start; torch {m['torch']}, ultralytics {m['ultralytics']}, "
+                  f"onnxruntime {m['onnxruntime']}, Python {m['python']}"]
+        parts.append(f"skipped: {section['skipped']}" if "skipped" in section else RENDER[name](section))
+        if "target" in section:
+            parts.append(f"Target: {section['target']['what']}: **{'met' if section['target']['met'] else 'MISSED'}**")
+    return "\n\n".join(parts) + "\n"
+
+
+def _render_speed(s: dict) -> str:
+    rows = [{"step": k, "wall": v, "cpu": s["median_cpu_s"][k]} for k, v in s["median_s"].items()]
+    cols = [("step", "step", ""), ("wall", "median wall s", ".3f"), ("cpu", "median CPU s (all threads)", ".3f")]
+    return (f"{s['model']} (random gammas), ratio {s['ratio']}, median of {s['repeats']}:\n\n"
+            + markdown_table(rows, cols))
+
+
+def _render_sizes(s: dict) -> str:
+    cols = SIZE_COLUMNS[:1] + [("round_to", "round_to", "d"), ("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:]
+    g = s["gammas"]
+    return (f"{s['imgsz']} px, ONNX Runtime CPU, batch 1, {s['threads']} thread(s), median of {s['runs']} runs, "
+            f"all models interleaved. yolov8s trained {s['epochs']['train']} + sparsity-trained "
+            f"{s['epochs']['sparsity']} epochs ({s['train_s'] / 60:.0f} min); prunable gammas < 1e-2: "
+            f"{g['trained']['gamma_small']:.1%} -> "
+            f"{g['sparse']['gamma_small']:.1%}.\n\n" + markdown_table(s["rows"], cols))
+
+
+def _render_sweep(s: dict) -> str:
+    cols = SIZE_COLUMNS[:1] + [("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:6] + MAP_COLUMNS
+    return (f"{s['imgsz']} px, latency: ONNX Runtime CPU, batch 1, {s['threads']} thread(s), median of {s['runs']} "
+            f"runs, interleaved; mAP right after pruning, no finetuning. fold_beta at {NOFOLD_RATIO:.0%} buys "
+            f"{s['fold_beta_gain_mAP50_95']:+.3f} mAP50-95.\n\n" + markdown_table(s["rows"], cols))
+
+
+def _render_recovery(s: dict) -> str:
+    cols = [("model", "model", ""), ("gflops", "GFLOPs", ".2f"), ("gflops_fraction", "GFLOPs fraction", ".1%"),
+            ("pruned_mAP50_95", "mAP50-95 pruned", ".3f"), *MAP_COLUMNS, ("mAP_fraction", "mAP50-95 vs sparse", ".1%"),
+            ("mAP_vs_control", "vs sparse + finetune", ".1%")]
+    intro = f"finetune: {s['epochs']} epochs per ratio (the config's finetune section)"
+    return intro + "\n\n" + markdown_table(s["rows"], cols)
+
+
+def _render_overhead(s: dict) -> str:
+    rows = [{"arm": arm, "median": s["median_s"][arm], "all": ", ".join(f"{t:.1f}" for t in s["epoch_s"][arm])}
+            for arm in ("normal", "sparsity")]
+    cols = [("arm", "training", ""), ("median", "median s / epoch", ".2f"), ("all", "epochs", "")]
+    table = markdown_table(rows, cols)
+    return (f"{s['runs_per_arm']} runs x {s['epochs_per_run']} epochs per arm, alternated; ratio "
+            f"{s['ratio']:.3f}. The L1 step alone: {s['hook_ms_per_step']:.3f} ms, at most "
+            f"{s['hook_share_bound']:.2%} of an epoch ({s['batches_per_epoch']} batches).\n\n" + table)
+
+
+def _render_gammas(s: dict) -> str:
+    cols = [("model", "model", ""), ("channels", "prunable channels", ",d"), ("gamma_mean", "mean |gamma|", ".4f"),
+            ("gamma_small", f"below {SMALL_GAMMA:g}", ".1%")]
+    return markdown_table(s["rows"], cols)
+
+
+SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "sweep": sweep, "recovery": recovery,
+            "overhead": overhead, "gammas": gammas}
+RENDER = {"prune_speed": _render_speed, "sizes640": _render_sizes, "sweep": _render_sweep,
+          "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas}

@@ -1,0 +1,50 @@
+"""Benchmarks: the cheap sections through the real code, checking the JSON and the markdown they write."""
+
+import json
+
+import torch
+from ultralytics import YOLO
+
+from slim import bench, ultra
+from slim.config import load_config
+from slim.groups import prunable_bns
+
+
+def test_prune_speed_writes_json_and_markdown(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "SPEED_MODEL", "yolov8n.yaml")  # yolov8s is the benchmark; the code path is the same
+    monkeypatch.setattr(bench, "SPEED_REPEATS", 3)
+    cfg = load_config(None, [f"project={tmp_path}"])
+    md = bench.run(cfg, "python scripts/bench.py --only prune_speed", ["prune_speed"])
+    result = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["prune_speed"]
+    assert result["model"] == "yolov8n.yaml" and len(result["total_s"]) == 3
+    median = result["median_s"]
+    assert median["total"] == sorted(result["total_s"])[1]
+    assert 0 < median["analyze"] < median["total"] and 0 < median["prune_model"] < median["total"]
+    assert result["target"]["met"] == (median["total"] < bench.SPEED_TARGET_S)
+    text = md.read_text()
+    assert "`python scripts/bench.py --only prune_speed`" in text
+    assert f"| total | {median['total']:.3f} | {result['median_cpu_s']['total']:.3f} |" in text
+    assert result["machine"]["torch"] == torch.__version__ and result["machine"]["cores"] >= 1
+
+
+def test_gammas_counts_prunable_channels_and_sections_merge(tmp_path):
+    cfg = load_config(None, [f"project={tmp_path}"])
+    bench.run(cfg, "first", ["sweep"])  # no pipeline outputs yet: skipped, and kept when gammas runs later
+    model = YOLO("yolov8n.yaml").model
+    ultra.save_checkpoint(model, tmp_path / "demo" / "train" / "weights" / "best.pt", {}, {})
+    prunable = prunable_bns(model)
+    with torch.no_grad():
+        for bn in model.modules():  # a quarter of each prunable BN's gammas at 0; every tied BN's at 0 too
+            if isinstance(bn, torch.nn.BatchNorm2d):
+                bn.weight[: len(bn.weight) // 4 if any(bn is p for p in prunable) else None] = 0.0
+    ultra.save_checkpoint(model, tmp_path / "demo" / "sparsity" / "weights" / "last.pt", {}, {})
+    md = bench.run(cfg, "second", ["gammas"])
+    results = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())
+    assert "make pipeline" in results["sweep"]["skipped"]
+    trained, sparse = results["gammas"]["rows"]
+    expected = sum(len(bn.weight) // 4 for bn in prunable) / sum(len(bn.weight) for bn in prunable)
+    assert trained["gamma_small"] == 0.0 and trained["channels"] == sum(bn.num_features for bn in prunable)
+    assert abs(sparse["gamma_small"] - expected) < 1e-9
+    text = md.read_text()
+    assert text.index("## sweep") < text.index("## gammas") and "skipped: no sparse model" in text
+    assert f"| after sparsity training | {sparse['channels']:,} | {sparse['gamma_mean']:.4f} | {expected:.1%} |" in text
