@@ -453,6 +453,9 @@ def _plot_latency(rows: dict, out: Path) -> Path:
         pts = [r for r in rows.values() if r.get("round_to") == round_to]
         ax.plot([r["gflops_ratio"] for r in pts], [r["latency_ratio"] for r in pts], "os"[i % 2], color=f"C{i}",
                 label=f"round_to {round_to}")
+        for r in pts:
+            ax.annotate(f"{r['ratio']:.0%}", (r["gflops_ratio"], r["latency_ratio"]), xytext=(5, -10 + 14 * i),
+                        textcoords="offset points", fontsize=7, color=f"C{i}")
     ax.set(xlabel="GFLOPs, pruned / unpruned", ylabel="ONNX Runtime latency, pruned / unpruned", xlim=(0, 1.05),
            ylim=(0, 1.3), title="yolov8s at 640 px, CPU, batch 1")
     ax.legend(frameon=False, fontsize=8)
