@@ -7,7 +7,6 @@ finetune/weights/best.pt. Any stage can instead be pointed at a user's own file 
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
 
-LOG = logging.getLogger("slim")
 # each stage's main output, relative to its folder; sparsity hands on its last epoch (the sparsest), not "best"
 OUTPUTS = {
     "train": "weights/best.pt",
@@ -31,7 +29,6 @@ OUTPUTS = {
     "finetune": "weights/best.pt",
 }
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune"}
-MAKE_TARGET = {"train": "train", "sparsity": "sparsity", "prune": "prune", "finetune": "finetune"}
 
 
 def output_of(cfg: Config, stage: str) -> Path:
@@ -45,7 +42,7 @@ def input_for(cfg: Config, stage: str, weights: str | Path | None) -> Path:
     previous = PREVIOUS[stage]
     path = output_of(cfg, previous)
     if not path.exists():
-        raise SlimError(f"no {previous} output at {path}: run `make {MAKE_TARGET[previous]}` first, or pass --weights")
+        raise SlimError(f"no {previous} output at {path}: run `make {previous}` first, or pass --weights")
     return path
 
 

@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from slim.groups import ChannelGraph, analyze
+from slim.groups import analyze
 from slim.plan import PruningPlan
 
 
@@ -114,7 +114,3 @@ def silence_(model: nn.Module, plan: PruningPlan, keep_beta: bool = False) -> nn
                 bn.bias[gone] = 0.0
     return model
 
-
-def count_channels(graph: ChannelGraph) -> int:
-    """Total output channels of all prunable producers."""
-    return sum(graph.producers[p] for p in graph.prunable)
