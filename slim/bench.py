@@ -43,7 +43,7 @@ SIZES_IMGSZ, SIZES_RATIOS, SIZES_ROUND_TO, SPEED_PER_FLOP_TARGET = 640, (0.3, 0.
 SWEEP_RATIOS, NOFOLD_RATIO = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), 0.5
 RECOVERY_RATIOS, RECOVERY_GFLOPS, RECOVERY_TARGET = (0.3, 0.5, 0.7), 0.45, 0.99
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
-OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 3, 2, 1.03
+OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
 LATENCY = {"small": (100, 10), "640": (30, 5)}  # (timed runs, warm-up runs) per model
 DPI = 110
 
@@ -184,7 +184,7 @@ def _cached_train(source, args: dict, sparsity: tuple | None, exist_ok: bool) ->
     """
     run = Path(args["project"]) / args["name"]
     out = run / "weights" / ("last.pt" if sparsity else "best.pt")
-    settings = {"source": str(source), "args": args, "sparsity": sparsity}
+    settings = json.loads(json.dumps({"source": str(source), "args": args, "sparsity": sparsity}))  # as stored
     record = _read_json(run / "bench-run.json")
     if out.exists() and record.get("settings") == settings and not exist_ok:
         LOG.info(f"bench: reusing {out}, trained with the same settings (--exist-ok trains it again)")
@@ -266,8 +266,8 @@ def _finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
     """The finetune stage on `weights` under rcfg's name; reused when the last one here started from the same
     tensors (a digest, so a changed prune is finetuned again) with the same settings."""
     best = stages.output_of(rcfg, "finetune")
-    settings = {"weights": _digest(weights), "args": ultralytics_args(rcfg, "finetune"),
-                "data": stages.resolve_data(rcfg)}
+    settings = json.loads(json.dumps({"weights": _digest(weights), "args": ultralytics_args(rcfg, "finetune"),
+                                      "data": stages.resolve_data(rcfg)}))
     record = rcfg.stage_dir("finetune") / "bench-run.json"
     if best.exists() and _read_json(record).get("settings") == settings and not exist_ok:
         LOG.info(f"recovery: reusing {best}, finetuned from the same model (--exist-ok finetunes again)")
@@ -312,24 +312,32 @@ def overhead(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     """Training-loop seconds per epoch with and without the L1 hook, same model, data and settings: short runs
     alternated A/B, B/A, ... so that drifting machine load hits both arms alike."""
     source = _overhead_model(cfg, folder, exist_ok)
-    seconds = {"normal": [], "sparsity": []}
-    batches = 0
+    seconds, pairs, batches = {"normal": [], "sparsity": []}, [], 0
     for rep in range(OVERHEAD_REPEATS):
+        rep_s = {}
         for arm in ("normal", "sparsity") if rep % 2 == 0 else ("sparsity", "normal"):
-            hook = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule) if arm == "sparsity" else None
-            timer = EpochTimer(hook)
-            args = {**ultralytics_args(cfg, "sparsity"), "data": stages.resolve_data(cfg), "workers": 0,
-                    "project": str(folder.resolve()), "name": f"{arm}-{rep}", "epochs": OVERHEAD_EPOCHS, "val": False}
-            ultra.train(source, args, keep_architecture=True, sparsity=timer)
+            timer = _timed_run(cfg, source, folder, arm, rep)
             seconds[arm] += timer.seconds
-            batches = timer.batches
+            rep_s[arm], batches = statistics.median(timer.seconds), timer.batches
+        pairs.append(rep_s["sparsity"] / rep_s["normal"])
     median = {arm: statistics.median(s) for arm, s in seconds.items()}
     ratio = median["sparsity"] / median["normal"]
     hook_ms = _hook_ms(source)
     return {"weights": str(source), "epochs_per_run": OVERHEAD_EPOCHS, "runs_per_arm": OVERHEAD_REPEATS,
-            "epoch_s": seconds, "median_s": median, "ratio": ratio, "batches_per_epoch": batches,
-            "hook_ms_per_step": hook_ms, "hook_share_bound": hook_ms * batches / 1e3 / median["normal"],
+            "epoch_s": seconds, "median_s": median, "ratio": ratio, "pair_ratios": pairs,
+            "batches_per_epoch": batches, "hook_ms_per_step": hook_ms,
+            "hook_share_bound": hook_ms * batches / 1e3 / median["normal"],
             "target": _target(f"sparsity / normal epoch time <= {OVERHEAD_TARGET}", ratio <= OVERHEAD_TARGET)}
+
+
+def _timed_run(cfg: Config, source: Path, folder: Path, arm: str, rep: int) -> EpochTimer:
+    """One short run of the config's sparsity settings from `source`, with the L1 hook when arm is "sparsity"."""
+    hook = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule) if arm == "sparsity" else None
+    timer = EpochTimer(hook)
+    args = {**ultralytics_args(cfg, "sparsity"), "data": stages.resolve_data(cfg), "workers": 0,
+            "project": str(folder.resolve()), "name": f"{arm}-{rep}", "epochs": OVERHEAD_EPOCHS, "val": False}
+    ultra.train(source, args, keep_architecture=True, sparsity=timer)
+    return timer
 
 
 def _overhead_model(cfg: Config, folder: Path, exist_ok: bool) -> Path:
@@ -386,17 +394,23 @@ def _prune(cfg: Config, source: Path, out: Path, ratio: float, round_to: int | N
 
 
 def _deploy_(cfg: Config, weights: dict, rows: dict, folder: Path, latency: tuple) -> int:
-    """Export every checkpoint to ONNX at cfg.imgsz and time them all interleaved in one call; adds onnx_mb,
-    latency_ms and the ratios to the first (reference) model to `rows`. Returns the thread count used."""
+    """Export every checkpoint to ONNX at cfg.imgsz and time them all interleaved in one call (every core), then
+    in a second call on one thread; adds onnx_mb, latencies and the ratios to the first (reference) model to
+    `rows`. Returns the thread count of the first call."""
     e, onnx = cfg.export, {}
     for tag, path in tqdm(weights.items(), desc="export"):
         result = export_onnx(path, folder / f"{tag}.onnx", cfg.imgsz, e.opset, False, e.simplify, False, e.atol)
         onnx[tag], rows[tag]["onnx_mb"] = result.path, result.size_bytes / 1e6
     timing = compare_latency(onnx, cfg.imgsz, runs=latency[0], warmup=latency[1])
+    # one thread too: a 2-thread op waits for its slower thread, so other jobs on the cores inflate the
+    # per-op overhead that weighs most in the smallest models; one thread is the steadier comparison here
+    single = compare_latency(onnx, cfg.imgsz, runs=latency[0], warmup=latency[1], threads=1)
     ref = next(iter(weights))
     for tag, row in rows.items():
         row.update(latency_ms=timing[tag]["median_ms"], p90_ms=timing[tag]["p90_ms"])
         row["latency_ratio"] = row["latency_ms"] / timing[ref]["median_ms"]
+        row["latency_1t_ms"] = single[tag]["median_ms"]
+        row["latency_1t_ratio"] = single[tag]["median_ms"] / single[ref]["median_ms"]
         row["gflops_ratio"] = row["gflops"] / rows[ref]["gflops"]
         row["latency_per_gflop"] = row["latency_ratio"] / row["gflops_ratio"]
     return timing[ref]["threads"]
@@ -476,7 +490,8 @@ def _save(fig: Figure, out: Path) -> Path:
 SIZE_COLUMNS = [("model", "model", ""), ("params", "params", ",d"), ("gflops", "GFLOPs", ".2f"),
                 ("onnx_mb", "ONNX MB", ".2f"), ("latency_ms", "latency ms", ".1f"),
                 ("latency_ratio", "latency ratio", ".3f"), ("gflops_ratio", "GFLOPs ratio", ".3f"),
-                ("latency_per_gflop", "latency / GFLOPs ratio", ".2f")]
+                ("latency_per_gflop", "latency / GFLOPs ratio", ".2f"), ("latency_1t_ms", "1 thread ms", ".1f"),
+                ("latency_1t_ratio", "1 thread ratio", ".3f")]
 MAP_COLUMNS = [("mAP50", "mAP50", ".3f"), ("mAP50_95", "mAP50-95", ".3f")]
 
 
@@ -505,18 +520,20 @@ def _render_speed(s: dict) -> str:
 def _render_sizes(s: dict) -> str:
     cols = SIZE_COLUMNS[:1] + [("round_to", "round_to", "d"), ("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:]
     g = s["gammas"]
-    return (f"{s['imgsz']} px, ONNX Runtime CPU, batch 1, {s['threads']} thread(s), median of {s['runs']} runs, "
-            f"all models interleaved. yolov8s trained {s['epochs']['train']} + sparsity-trained "
+    return (f"{s['imgsz']} px, ONNX Runtime CPU, batch 1, {s['threads']} thread(s) (and again on 1 thread), median "
+            f"of {s['runs']} runs, all models interleaved in each call. yolov8s trained {s['epochs']['train']} + "
+            f"sparsity-trained "
             f"{s['epochs']['sparsity']} epochs ({s['train_s'] / 60:.0f} min); prunable gammas < 1e-2: "
             f"{g['trained']['gamma_small']:.1%} -> "
             f"{g['sparse']['gamma_small']:.1%}.\n\n" + markdown_table(s["rows"], cols))
 
 
 def _render_sweep(s: dict) -> str:
-    cols = SIZE_COLUMNS[:1] + [("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:6] + MAP_COLUMNS
-    return (f"{s['imgsz']} px, latency: ONNX Runtime CPU, batch 1, {s['threads']} thread(s), median of {s['runs']} "
-            f"runs, interleaved; mAP right after pruning, no finetuning. fold_beta at {NOFOLD_RATIO:.0%} buys "
-            f"{s['fold_beta_gain_mAP50_95']:+.3f} mAP50-95.\n\n" + markdown_table(s["rows"], cols))
+    cols = SIZE_COLUMNS[:1] + [("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:6] + SIZE_COLUMNS[-1:]
+    return (f"{s['imgsz']} px, latency: ONNX Runtime CPU, batch 1, {s['threads']} thread(s) (and 1 thread), median "
+            f"of {s['runs']} runs, interleaved; mAP right after pruning, no finetuning. fold_beta at "
+            f"{NOFOLD_RATIO:.0%} buys "
+            f"{s['fold_beta_gain_mAP50_95']:+.3f} mAP50-95.\n\n" + markdown_table(s["rows"], cols + MAP_COLUMNS))
 
 
 def _render_recovery(s: dict) -> str:
@@ -532,9 +549,10 @@ def _render_overhead(s: dict) -> str:
             for arm in ("normal", "sparsity")]
     cols = [("arm", "training", ""), ("median", "median s / epoch", ".2f"), ("all", "epochs", "")]
     table = markdown_table(rows, cols)
-    return (f"{s['runs_per_arm']} runs x {s['epochs_per_run']} epochs per arm, alternated; ratio "
-            f"{s['ratio']:.3f}. The L1 step alone: {s['hook_ms_per_step']:.3f} ms, at most "
-            f"{s['hook_share_bound']:.2%} of an epoch ({s['batches_per_epoch']} batches).\n\n" + table)
+    pairs = ", ".join(f"{r:.3f}" for r in s["pair_ratios"])
+    return (f"{s['runs_per_arm']} runs x {s['epochs_per_run']} epochs per arm, alternated; ratio of medians "
+            f"{s['ratio']:.3f}; per pair of adjacent runs: {pairs}. The L1 step alone: {s['hook_ms_per_step']:.3f} "
+            f"ms, at most {s['hook_share_bound']:.2%} of an epoch ({s['batches_per_epoch']} batches).\n\n" + table)
 
 
 def _render_gammas(s: dict) -> str:
