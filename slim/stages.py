@@ -103,16 +103,19 @@ def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
 
 
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
-    """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one)."""
+    """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one).
+
+    A dataset with another class count is accepted: only the head's class outputs are rebuilt for it (transfer).
+    """
     if resume:
         last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
         return ultra.train(last, {"resume": True}, keep_architecture=True)
     source = input_for(cfg, "finetune", weights)
     refuse_earlier_run(cfg, "finetune", exist_ok)
     args = _ultra_args(cfg, "finetune")
-    ultra.check_inputs(source, args["data"])
+    ultra.check_inputs(source, args["data"], new_classes=True)
     claim(cfg, "finetune", exist_ok)
-    ultra.train(source, args, keep_architecture=True)
+    ultra.train(source, args, keep_architecture=True, new_classes=True)
     return output_of(cfg, "finetune")
 
 
