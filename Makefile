@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: pipeline test venv data train sparsity prune finetune val export vis report bench clean
+.PHONY: pipeline test venv data train sparsity prune finetune transfer val export vis report bench clean
 
 venv: $(STAMP)
 
@@ -22,13 +22,14 @@ SCRIPT_train := train
 SCRIPT_sparsity := train_sparsity
 SCRIPT_prune := prune
 SCRIPT_finetune := finetune
+SCRIPT_transfer := transfer
 SCRIPT_val := val
 SCRIPT_export := export
 SCRIPT_vis := vis_bn
 SCRIPT_report := report
 SCRIPT_pipeline := pipeline
 
-data train sparsity prune finetune val export vis report pipeline: venv
+data train sparsity prune finetune transfer val export vis report pipeline: venv
 	$(PY) scripts/$(SCRIPT_$@).py --config $(CONFIG)
 
 bench: venv

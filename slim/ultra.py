@@ -25,6 +25,7 @@ from ultralytics.utils.torch_utils import get_flops, unwrap_model
 
 from slim.errors import SlimError
 from slim.groups import prunable_bns
+from slim.heads import rebuild_class_outputs_
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 
 SETTINGS.update({"sync": False})  # no analytics events
@@ -148,19 +149,24 @@ def write_atomic(path: Path, write) -> Path:
 
 
 # --- datasets ------------------------------------------------------------------------------------------------
-def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val")) -> None:
+def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val"), new_classes: bool = False) -> None:
     """Fail before a stage writes anything: the model loads, the dataset reads, and their classes agree.
 
     Args:
         source: a model yaml (fresh training: the dataset sets the classes) or a .pt checkpoint.
         data: the dataset yaml (or classification folder); None means the checkpoint's own (resume).
         splits: the dataset splits whose images must exist.
+        new_classes: accept a dataset with another class count (the head's class outputs get rebuilt).
     """
     if str(source).endswith((".yaml", ".yml")):
         read_dataset(data, guess_model_task(_model_yaml(source)), splits)
         return
     model, ckpt = load_model(source)
-    check_classes(model, data or ckpt.get("train_args", {}).get("data"), splits)
+    data = data or ckpt.get("train_args", {}).get("data")
+    if new_classes:
+        read_dataset(data, model.task, splits)
+    else:
+        check_classes(model, data, splits)
 
 
 def _model_yaml(source: str | Path) -> dict:
@@ -204,8 +210,34 @@ def check_classes(model: nn.Module, data: str, splits: tuple = ("val",)) -> None
     nc = len(model.names) if isinstance(getattr(model, "names", None), (dict, list)) else None
     if nc is not None and info["nc"] != nc:
         raise SlimError(
-            f"dataset '{data}' has {info['nc']} classes but the model has {nc}; use a dataset with the model's classes"
+            f"dataset '{data}' has {info['nc']} classes but the model has {nc}; use a dataset with the model's classes, "
+            "or finetune onto it (scripts/finetune.py) to rebuild the head for its classes"
         )
+
+
+def adapt_classes_(model: nn.Module, names: dict) -> str | None:
+    """Fit a model to a dataset with another class count, in place: only the head's class outputs are rebuilt.
+
+    The body and every other head layer keep their (pruned) widths and weights; the names, the class count
+    and the loss (built lazily from the head's nc by ultralytics) follow the dataset.
+
+    Returns:
+        One line saying what was rebuilt, or None when the class count already matches (nothing changes).
+    """
+    old = len(model.names) if isinstance(getattr(model, "names", None), (dict, list)) else model.model[-1].nc
+    if old == len(names):
+        return None
+    head = model.model[-1]
+    before = sum(p.numel() for p in head.parameters())
+    rebuilt = rebuild_class_outputs_(head, len(names))
+    model.names = dict(names)
+    model.nc = len(names)
+    if isinstance(getattr(model, "yaml", None), dict):
+        model.yaml["nc"] = len(names)
+    model.criterion = None  # a cached loss holds the old class count
+    change = sum(p.numel() for p in head.parameters()) - before
+    return (f"classes: the model has {old}, the dataset {len(names)}: rebuilt the {type(head).__name__} head's class "
+            f"outputs ({', '.join(rebuilt)}; {change:+d} parameters), every other layer kept as it is")
 
 
 def model_size(model: nn.Module, imgsz: int) -> dict:
@@ -290,16 +322,22 @@ def _append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None) -> Path:
+def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None,
+          new_classes: bool = False) -> Path:
     """Run ultralytics training and return the path of the best checkpoint.
 
     Args:
         source: a model yaml (fresh training) or a .pt checkpoint.
         args: ultralytics training arguments (data, epochs, imgsz, project, name, ...).
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
+        new_classes: a checkpoint may go to a dataset with another class count: its class outputs are rebuilt.
     """
-    check_inputs(source, args.get("data"))  # resume (no data given): the run's own dataset
+    check_inputs(source, args.get("data"), new_classes=new_classes)  # resume (no data given): the run's own dataset
     model = YOLO(str(source))
+    if new_classes and model.ckpt:
+        message = adapt_classes_(model.model, read_dataset(args["data"], model.task, ())["names"])
+        if message:
+            LOGGER.info(message)
     if sparsity is not None:
         sparsity.attach(model)
     trainer = TRAINERS[model.task] if keep_architecture else None
@@ -329,4 +367,8 @@ def _metric_fields(metrics) -> dict:
         box = metrics.box
         fields = {"precision": float(box.mp), "recall": float(box.mr), "mAP50": float(box.map50),
                   "mAP50_95": float(box.map)}
+        for kind in ("seg", "pose"):  # the task's own metric beside the box one: mask mAP, keypoint (OKS) mAP
+            part = getattr(metrics, kind, None)
+            if part is not None:
+                fields.update({f"{kind}_mAP50": float(part.map50), f"{kind}_mAP50_95": float(part.map)})
     return {**fields, "speed_ms": {k: round(float(v), 3) for k, v in metrics.speed.items()}}
