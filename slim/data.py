@@ -285,3 +285,72 @@ def _contrasting(rng: np.random.Generator, image: np.ndarray, points: np.ndarray
         if np.abs(color - under).mean() >= 60:
             return tuple(int(c) for c in color)
     return (0, 0, 0) if under.mean() > 127 else (255, 255, 255)
+
+
+# --- the demo set recast for the other tasks: same images, labels rewritten from each box ---------------------------
+
+
+def _corners(cx: float, cy: float, w: float, h: float) -> list:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2, cx - w / 2, cy + h / 2]
+
+
+TASK_LABELS = {  # task -> (label line from a box row, extra yaml keys)
+    "segment": (lambda c, cx, cy, w, h: [c, *_corners(cx, cy, w, h)], {}),  # the box outline as polygon
+    "obb": (lambda c, cx, cy, w, h: [c, *_corners(cx, cy, w, h)], {}),  # the box as an axis-aligned rotated box
+    "pose": (lambda c, cx, cy, w, h: [c, cx, cy, w, h, cx, cy, 2], {"kpt_shape": [1, 3], "flip_idx": [0]}),  # centre
+}
+
+
+def task_dataset(task: str, detect_yaml: Path, out: Path) -> Path:
+    """A copy of a detection set (the demo's) for another task, written once to `out` and then reused.
+
+    segment, obb and pose get their labels rewritten from each box (outline polygon, axis-aligned rotated box,
+    one keypoint at the centre); classify gets an image-folder set of one crop per object, filed by class.
+
+    Returns:
+        The data.yaml for segment/obb/pose, the image folder for classify (as ultralytics takes them).
+    """
+    if task not in (*TASK_LABELS, "classify"):
+        raise UsageError(f"task '{task}' has no demo variant: use one of {[*TASK_LABELS, 'classify']}")
+    out = Path(out).absolute()
+    result = out if task == "classify" else out / YAML
+    if result.exists():
+        return result
+    tmp = out.with_name(f".{out.name}-tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if task == "classify":
+        _classify_folders(Path(detect_yaml), tmp)
+    else:
+        _relabel(Path(detect_yaml), tmp, out, *TASK_LABELS[task])
+    tmp.rename(out)
+    return result
+
+
+def _relabel(data: Path, tmp: Path, out: Path, line, extra: dict) -> None:
+    """Copy the images to `tmp` and rewrite every label line by line(cls, cx, cy, w, h); the yaml names `out`."""
+    spec = yaml.safe_load(data.read_text())
+    src = Path(spec["path"])
+    shutil.copytree(src / "images", tmp / "images")
+    for label in (src / "labels").rglob("*.txt"):
+        rows = [[float(v) for v in r.split()] for r in label.read_text().splitlines() if r.strip()]
+        target = tmp / label.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(" ".join(f"{v:.6f}" for v in line(int(r[0]), *r[1:])) + "\n" for r in rows))
+    (tmp / YAML).write_text(yaml.safe_dump({**spec, "path": str(out), **extra}))
+
+
+def _classify_folders(data: Path, tmp: Path) -> None:
+    """An image-folder classification set in `tmp`: one crop per object, filed under its class name."""
+    spec = yaml.safe_load(data.read_text())
+    src, names = Path(spec["path"]), spec["names"]
+    for split in ("train", "val"):
+        for label in sorted((src / "labels" / split).glob("*.txt")):
+            image = cv2.imread(str(src / "images" / split / f"{label.stem}.png"))
+            h, w = image.shape[:2]
+            for k, row in enumerate(label.read_text().splitlines()):
+                c, cx, cy, bw, bh = (float(v) for v in row.split())
+                x0, y0 = int(max(0, (cx - bw / 2) * w)), int(max(0, (cy - bh / 2) * h))
+                crop = image[y0 : int((cy + bh / 2) * h) + 1, x0 : int((cx + bw / 2) * w) + 1]
+                folder = tmp / split / names[int(c)]
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f"{label.stem}_{k}.png"), crop)

@@ -12,7 +12,7 @@ from slim import ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.errors import SlimError
 from slim.export import export_onnx
-from slim.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
+from slim.quantize import calibration_images, quantize_int8
 from slim.stages import output_of, resolve_data
 
 # what `--weights` defaults to in val and export: the end of the pipeline
@@ -71,7 +71,7 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
     out = {"onnx": result.path, "onnx_bytes": result.size_bytes, "max_abs_diff": result.max_abs_diff}
     if e.int8 if int8 is None else int8:
         images = calibration_images(Path(resolve_data(cfg)), e.calib_images)
-        exclude = e.int8_exclude or DEFAULT_EXCLUDE
+        exclude = e.int8_exclude or None  # None: the model's task picks its own list
         out["int8"] = quantize_int8(result.path, folder / f"{tag}-int8.onnx", images, cfg.imgsz, exclude)
         out["int8_bytes"] = out["int8"].stat().st_size
     return out

@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,27 @@ HEAD = "{head}"  # in an exclude pattern: the escaped name prefix of the last mo
 # int8 scale spanning box pixels and 0-1 scores); decode tail without DFL -> 0.766, box error 0.81 px;
 # tail + DFL (this default) -> 0.799, box error 0.51 px; the whole head -> 0.792 and a 65% larger file.
 DEFAULT_EXCLUDE = (HEAD + r"dfl/", HEAD + r"[^/]+$")
+TASK_EXCLUDE: dict[str, tuple] = {}  # task -> its own fp32 nodes where DEFAULT_EXCLUDE loses accuracy (bench_int8)
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How ONNX Runtime quantizes: the choices slim/bench_int8.py compares for speed and accuracy.
+
+    Attributes:
+        format: "qdq" (QuantizeLinear/DequantizeLinear pairs around fp32 ops, fused by ONNX Runtime at load) or
+            "qoperator" (QLinearConv and friends written into the file).
+        per_channel: one weight scale per output channel instead of one per tensor.
+        activations: "uint8" or "int8".
+        weights: "int8" or "uint8".
+        reduce_range: 7-bit weights, against the uint8 x int8 pair-sum saturation of AVX2 kernels without VNNI.
+    """
+
+    format: str = "qdq"
+    per_channel: bool = True
+    activations: str = "uint8"
+    weights: str = "int8"
+    reduce_range: bool = True
 
 
 def quantize_int8(
@@ -29,10 +51,10 @@ def quantize_int8(
     out: Path,
     images: list[Path],
     imgsz: int,
-    exclude: Sequence[str] = DEFAULT_EXCLUDE,
-    per_channel: bool = True,
+    exclude: Sequence[str] | None = None,
+    settings: Int8Settings = Int8Settings(),
 ) -> Path:
-    """Quantize an FP32 ONNX file to INT8 (QDQ: 7-bit int8 weights, uint8 activations) and write it to `out`.
+    """Quantize an FP32 ONNX file to INT8 (by default QDQ: 7-bit int8 weights, uint8 activations), write it to `out`.
 
     ultralytics' metadata (task, names, stride) is kept, so YOLO("model_int8.onnx") predicts and validates.
 
@@ -41,18 +63,19 @@ def quantize_int8(
         out: INT8 file to write, atomically (temporary file + os.replace); must differ from `onnx_path`.
         images: calibration images, letterboxed to imgsz exactly as ultralytics' predictor does.
         imgsz: square input size of the model.
-        exclude: node-name regexes kept in FP32; "{head}" stands for the last layer's name prefix.
-        per_channel: one weight scale per output channel instead of one per tensor.
+        exclude: node-name regexes kept in FP32; "{head}" stands for the last layer's name prefix; None: the
+            model's task's own list (TASK_EXCLUDE, read from ultralytics' metadata), else DEFAULT_EXCLUDE.
+        settings: format, scale granularity and integer types, see Int8Settings.
 
     Returns:
         `out`.
 
     Raises:
-        UsageError: `out` equals the input, no images, or `exclude` matches no node.
+        UsageError: `out` equals the input, no images, `exclude` matches no node, or an unknown setting.
         SlimError: missing model or an unreadable image.
     """
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import quantize_static
 
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():
@@ -61,29 +84,36 @@ def quantize_int8(
         raise UsageError(f"INT8 output {out} would overwrite the FP32 model: pass another path, e.g. model_int8.onnx")
     if not images:
         raise UsageError("INT8 calibration needs images: pass a dataset with a train split")
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    options = _ort_options(settings)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    graph = model.graph
+    if exclude is None:
+        task = next((p.value for p in model.metadata_props if p.key == "task"), "detect")
+        exclude = TASK_EXCLUDE.get(task, DEFAULT_EXCLUDE)
     nodes = _excluded_nodes([n.name for n in graph.node], exclude, onnx_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     # the temporary folder sits beside `out` so that os.replace stays on one filesystem and is atomic
     with tempfile.TemporaryDirectory(prefix=".slim-int8-", dir=out.parent) as tmp:
         written = Path(tmp) / out.name
         # No quant_pre_process: on onnxsim-simplified yolov8n it changed neither outputs nor latency, and cost 3-5 s.
-        # uint8 activations with 7-bit weights (reduce_range): ONNX Runtime's default int8 activations ran 1.6x
-        # slower than FP32 on an AVX2 CPU without VNNI (yolov8n 320 px: 71 ms vs 41 ms, uint8: 28 ms); reduce_range
-        # avoids the uint8 x int8 pair-sum saturation of AVX2 (mAP50-95 0.7985 vs 0.7884 without, FP32 0.8009).
-        quantize_static(
-            str(onnx_path),
-            str(written),
-            LetterboxReader(images, imgsz, graph.input[0].name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            reduce_range=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=nodes,
-        )
+        quantize_static(str(onnx_path), str(written), LetterboxReader(images, imgsz, graph.input[0].name),
+                        nodes_to_exclude=nodes, **options)
         os.replace(written, out)
     return out
+
+
+def _ort_options(s: Int8Settings) -> dict:
+    """quantize_static's keyword arguments for `s`; one clear line for a value it does not know."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    for name, value, known in (("format", s.format, formats), ("activations", s.activations, types),
+                               ("weights", s.weights, types)):
+        if value not in known:
+            raise UsageError(f"int8 {name} '{value}' is not one of {sorted(known)}")
+    return {"quant_format": formats[s.format], "per_channel": s.per_channel, "reduce_range": s.reduce_range,
+            "activation_type": types[s.activations], "weight_type": types[s.weights]}
 
 
 def _excluded_nodes(names: list[str], patterns: Sequence[str], onnx_path: Path) -> list[str]:

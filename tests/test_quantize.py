@@ -14,7 +14,7 @@ from ultralytics import YOLO
 
 from slim.errors import SlimError, UsageError
 from slim.export import export_onnx
-from slim.quantize import calibration_images, letterbox, quantize_int8
+from slim.quantize import Int8Settings, calibration_images, letterbox, quantize_int8
 
 IMGSZ = 96
 
@@ -123,6 +123,27 @@ def test_default_exclude_keeps_the_scores_alive(models, tmp_path):
     assert score_correlation(models["fp32"], everything, models["held_out"]) < 0.3
 
 
+def _zero_point_types(path):
+    """The element types of every activation zero point (QuantizeLinear's third input) in the file."""
+    model = onnx.load(str(path))
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    return {inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits}
+
+
+def test_settings_pick_the_format_and_the_activation_type(models, tmp_path):
+    """QOperator writes QLinearConv into the file; int8 activations get int8 zero points, the default uint8 ones."""
+    images = [models["held_out"][0]]
+    qop = quantize_int8(models["fp32"], tmp_path / "qop.onnx", images, IMGSZ, settings=Int8Settings("qoperator"))
+    ops = {n.op_type for n in onnx.load(str(qop)).graph.node}
+    assert "QLinearConv" in ops
+    assert "QLinearConv" not in {n.op_type for n in onnx.load(str(models["int8"])).graph.node}  # QDQ: Conv + Q/DQ
+    s8 = quantize_int8(models["fp32"], tmp_path / "s8.onnx", images, IMGSZ, settings=Int8Settings(
+        activations="int8", reduce_range=False))
+    assert _zero_point_types(s8) == {onnx.TensorProto.INT8}
+    assert _zero_point_types(models["int8"]) == {onnx.TensorProto.UINT8}
+    assert score_correlation(models["fp32"], qop, models["held_out"]) > 0.6  # still the same model
+
+
 def test_quantize_refuses_bad_arguments(models, tmp_path):
     with pytest.raises(UsageError, match="overwrite"):
         quantize_int8(models["fp32"], models["fp32"], models["held_out"], IMGSZ)
@@ -132,6 +153,9 @@ def test_quantize_refuses_bad_arguments(models, tmp_path):
         quantize_int8(models["fp32"], tmp_path / "q.onnx", models["held_out"], IMGSZ, exclude=["(unclosed"])
     with pytest.raises(UsageError, match="images"):
         quantize_int8(models["fp32"], tmp_path / "q.onnx", [], IMGSZ)
+    with pytest.raises(UsageError, match="activations 'int4'"):
+        quantize_int8(models["fp32"], tmp_path / "q.onnx", models["held_out"], IMGSZ, settings=Int8Settings(
+            activations="int4"))
     with pytest.raises(SlimError, match="not found"):
         quantize_int8(tmp_path / "missing.onnx", tmp_path / "q.onnx", models["held_out"], IMGSZ)
     assert hashlib.sha256(models["fp32"].read_bytes()).hexdigest() == models["fp32_sha"]
@@ -196,9 +220,10 @@ def test_int8_export_and_onnx_validation_for_every_task(task, tiny_data, tmp_pat
     """export --int8 (deploy.export) and the int8 file validated through ultralytics' ONNX path, per task."""
     from slim import deploy, ultra
     from slim.config import load_config
-    from tests.test_tasks import DATASETS, MODELS
+    from slim.data import task_dataset
+    from tests.test_tasks import MODELS
 
-    data = DATASETS[task](tiny_data, tmp_path / "data")
+    data = task_dataset(task, tiny_data, tmp_path / "data")
     if task == "pose":  # the yaml's 17 keypoints would not match the set's 1: let the trainer build the model
         args = dict(data=str(data), imgsz=64, epochs=1, batch=8, workers=0, plots=False, device="cpu",
                     project=str(tmp_path), name="t", exist_ok=True, verbose=False)
