@@ -32,7 +32,7 @@ LOG = logging.getLogger("slim")
 PARTS = ("tasks", "latency")
 TASK_MODELS = {"segment": "yolov8n-seg.yaml", "pose": "yolov8n-pose.yaml", "obb": "yolov8n-obb.yaml",
                "classify": "yolov8n-cls.yaml"}
-TASK_EPOCHS = 8  # with the detection baseline's weights as the start, enough for a metric well above chance
+TASK_EPOCHS = 6  # with the detection baseline's weights as the start, enough for a metric well above chance
 METRIC = {"detect": "mAP50_95", "segment": "seg_mAP50_95", "pose": "pose_mAP50_95", "obb": "mAP50_95",
           "classify": "top1"}
 # the head's task-specific branch: mask coefficients (cv4) and prototypes, keypoints (cv4), angles (cv4), the linear
@@ -55,20 +55,27 @@ SETTINGS = {  # name -> (settings, nodes kept in fp32)
 
 
 def run(cfg: Config, command: str, parts: tuple = PARTS) -> Path:
-    """Run the chosen parts (the pipeline's train stage first when its output is missing); write the results."""
+    """Run the chosen parts (the pipeline's train stage first when its output is missing); write the results.
+
+    results.json keeps the other part's results from an earlier run, so the parts can run one at a time.
+    """
     if not output_of(cfg, "train").exists():
         LOG.info("\n===== train (dense baseline) =====")
         train(cfg, exist_ok=True)
     folder = cfg.stage_dir("bench_int8")
     folder.mkdir(parents=True, exist_ok=True)
-    result = {"command": command, "date": datetime.now().isoformat(timespec="seconds"),
-              "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s)",
-              "imgsz": cfg.imgsz}
+    stamp = {"command": command, "machine": f"{platform.processor() or platform.machine()}, "
+             f"{torch.get_num_threads()} torch thread(s)", "imgsz": cfg.imgsz}
+    new = {}
     if "tasks" in parts:
-        result["tasks"] = [row for task in TASK_MODELS for row in _task_rows(cfg, task, folder / task)]
+        rows = [row for task in TASK_MODELS for row in _task_rows(cfg, task, folder / task)]
+        new["tasks"] = {**stamp, "date": datetime.now().isoformat(timespec="seconds"), "rows": rows}
     if "latency" in parts:
-        result["latency"] = _latency_rows(cfg, folder / "latency")
-    ultra.write_atomic(folder / "results.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+        rows = _latency_rows(cfg, folder / "latency")
+        new["latency"] = {**stamp, "date": datetime.now().isoformat(timespec="seconds"), "rows": rows}
+    previous = folder / "results.json"  # read at the end: another part may have finished meanwhile
+    result = {**(json.loads(previous.read_text()) if previous.exists() else {}), **new}
+    ultra.write_atomic(previous, lambda f: f.write(json.dumps(result, indent=1).encode()))
     out = folder / "BENCH_INT8.md"
     ultra.write_atomic(out, lambda f: f.write(_markdown(result).encode()))
     return out
@@ -79,7 +86,7 @@ def _task_rows(cfg: Config, task: str, folder: Path) -> list[dict]:
     LOG.info(f"\n===== int8: {task} =====")
     data = task_dataset(task, Path(resolve_data(cfg)), folder.parent / "data" / task)
     best = folder / "train" / "weights" / "best.pt"
-    if not best.exists():
+    if not _finished(folder / "train" / "results.csv"):
         args = {**ultralytics_args(cfg, "train"), "data": str(data), "epochs": TASK_EPOCHS,
                 "project": str(folder.resolve()), "name": "train", "pretrained": str(output_of(cfg, "train"))}
         best = ultra.train(TASK_MODELS[task], args, keep_architecture=False)
@@ -95,6 +102,11 @@ def _task_rows(cfg: Config, task: str, folder: Path) -> list[dict]:
         row["metric_name"], row["metric"] = METRIC[task], row[METRIC[task]]
         row["delta"] = row["metric"] - rows[0]["metric"]
     return rows
+
+
+def _finished(results_csv: Path) -> bool:
+    """Whether a task's training ran all TASK_EPOCHS (an interrupted run leaves a best.pt of fewer epochs)."""
+    return results_csv.exists() and len(results_csv.read_text().splitlines()) > TASK_EPOCHS
 
 
 def _exclusions(task: str) -> dict[str, tuple]:
@@ -142,17 +154,19 @@ def _latency_rows(cfg: Config, folder: Path) -> list[dict]:
 
 
 def _markdown(result: dict) -> str:
-    """Both tables, under the command, date and machine that produced them."""
-    parts = [f"`{result['command']}` ({result['date']}, {result['machine']})"]
+    """A table per part, under the command, date and machine that produced it."""
+    parts = []
     if "tasks" in result:
-        parts.append(markdown_table(result["tasks"], [
+        r = result["tasks"]
+        parts += [f"`{r['command']}` ({r['date']}, {r['machine']})", markdown_table(r["rows"], [
             ("task", "task", ""), ("model", "model", ""), ("onnx_mb", "ONNX MB", ".2f"), ("metric_name", "metric", ""),
-            ("metric", "value", ".3f"), ("delta", "vs fp32", "+.3f"), ("mAP50_95", "box mAP50-95", ".3f")]))
+            ("metric", "value", ".3f"), ("delta", "vs fp32", "+.3f"), ("mAP50_95", "box mAP50-95", ".3f")])]
     if "latency" in result:
-        sizes = [int(k[3:]) for k in result["latency"][0] if k.startswith("ms_")]
-        columns = [("setting", "setting", ""), ("onnx_mb", f"MB at {result['imgsz']}", ".2f"),
-                   ("mAP50_95", f"mAP50-95 at {result['imgsz']}", ".3f"), ("delta", "vs fp32", "+.3f")]
+        r = result["latency"]
+        sizes = [int(k[3:]) for k in r["rows"][0] if k.startswith("ms_")]
+        columns = [("setting", "setting", ""), ("onnx_mb", f"MB at {r['imgsz']}", ".2f"),
+                   ("mAP50_95", f"mAP50-95 at {r['imgsz']}", ".3f"), ("delta", "vs fp32", "+.3f")]
         for s in sizes:
             columns += [(f"ms_{s}", f"ms at {s}", ".1f"), (f"ratio_{s}", f"ratio at {s}", ".3f")]
-        parts.append(markdown_table(result["latency"], columns))
+        parts += [f"`{r['command']}` ({r['date']}, {r['machine']})", markdown_table(r["rows"], columns)]
     return "\n\n".join(parts) + "\n"
