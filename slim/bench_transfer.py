@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import time
 from datetime import datetime
 from pathlib import Path
 
 import torch
+from ultralytics.nn.modules import DFL
 
 from slim import stages, ultra
 from slim.config import Config, ultralytics_args
@@ -57,21 +57,30 @@ def _arm(cfg: Config, arm: str, source: Path, folder: Path) -> dict:
     name = arm.replace(",", "").replace(" ", "_")
     args = {**ultralytics_args(cfg, "finetune"), "data": stages.resolve_data(cfg),
             "project": str(folder.resolve()), "name": name}
-    start = time.perf_counter()
-    best = ultra.train(source, args, keep_architecture=True, new_classes=True)
-    seconds = time.perf_counter() - start
+    results = folder / name / "results.csv"
+    if not _finished(results, args["epochs"]):  # a finished arm of an earlier run is reused, not trained again
+        ultra.train(source, args, keep_architecture=True, new_classes=True)
+    best = folder / name / "weights" / "best.pt"
     val = {**ultralytics_args(cfg, "val"), "data": args["data"], "project": args["project"], "name": f"val_{name}"}
     val.pop("seed", None)
     metrics = ultra.validate(best, val)
+    seconds = float(results.read_text().splitlines()[-1].split(",")[1])  # ultralytics' cumulative "time" column
     return {"arm": arm, **{k: metrics[k] for k in ("params", "gflops", "mAP50", "mAP50_95")}, "train_s": round(seconds)}
 
 
+def _finished(results_csv: Path, epochs: int) -> bool:
+    """Whether a training run wrote all its epochs (an interrupted one leaves fewer rows)."""
+    return results_csv.exists() and len(results_csv.read_text().splitlines()) > epochs
+
+
 def _reinitialized(pruned: Path, out: Path) -> Path:
-    """The pruned architecture with fresh weights: every layer's own reset, then the detect head's prior biases."""
+    """The pruned architecture with fresh weights: every layer's own reset (but DFL's fixed one), the head's prior biases."""
     model, ckpt = ultra.load_model(pruned)
     for m in model.modules():
         if m is not model and hasattr(m, "reset_parameters"):
             m.reset_parameters()
+        if isinstance(m, DFL):  # its frozen conv is the fixed 0..c1-1 expectation, not a learned layer: restore it
+            m.conv.weight.data[:] = torch.arange(m.c1, dtype=m.conv.weight.dtype).view(1, m.c1, 1, 1)
     head = model.model[-1]
     if hasattr(head, "bias_init"):
         head.bias_init()  # ultralytics' own start: box bias 2, class prior log(5 / nc / (640 / stride)^2)
