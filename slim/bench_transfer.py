@@ -79,6 +79,7 @@ def _reinitialized(pruned: Path, out: Path) -> Path:
     for m in model.modules():
         if m is not model and hasattr(m, "reset_parameters"):
             m.reset_parameters()
+    for m in model.modules():  # after the loop above, which visits DFL before its conv
         if isinstance(m, DFL):  # its frozen conv is the fixed 0..c1-1 expectation, not a learned layer: restore it
             m.conv.weight.data[:] = torch.arange(m.c1, dtype=m.conv.weight.dtype).view(1, m.c1, 1, 1)
     head = model.model[-1]

@@ -65,3 +65,25 @@ def test_pruned_model_transfers_to_a_set_with_other_classes(tiny_data, tmp_path)
     val = dict(data=str(other), imgsz=64, batch=8, workers=0, plots=False, device="cpu", verbose=False,
                project=str(tmp_path / "runs"), name="val", exist_ok=True)
     assert ultra.validate(best, val)["mAP50"] > MAP50_FLOOR
+
+
+def test_from_scratch_arm_resets_the_weights_but_keeps_dfl(tmp_path):
+    """bench_transfer's control: the same (pruned) architecture with fresh weights, and a working box decoder.
+
+    DFL's frozen conv is the fixed expectation 0..15 over the box distribution; a reset makes every decoded box
+    wrong while the loss (which bypasses it) still falls: measured mAP 0.000 after 10 epochs before this was kept.
+    """
+    import torch
+    from ultralytics import YOLO
+
+    from slim.bench_transfer import _reinitialized
+
+    source = tmp_path / "m.pt"
+    YOLO("yolov8n.yaml").save(str(source))
+    fresh = ultra.load_model(_reinitialized(source, tmp_path / "scratch.pt"))[0]
+    old = ultra.load_model(source)[0]
+    dfl = fresh.model[-1].dfl.conv.weight
+    assert torch.equal(dfl.flatten(), torch.arange(dfl.shape[1], dtype=dfl.dtype))
+    first = "model.0.conv.weight"
+    assert dict(fresh.named_parameters())[first].shape == dict(old.named_parameters())[first].shape
+    assert not torch.equal(dict(fresh.named_parameters())[first], dict(old.named_parameters())[first])
