@@ -7,8 +7,6 @@ validated against ultralytics' DEFAULT_CFG_DICT and handed over by ultralytics_a
 import dataclasses
 import difflib
 import math
-import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -36,6 +34,7 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
     Config,
 )
 from slim.errors import UsageError
+from slim.io import write_text
 
 
 def load_config(
@@ -74,17 +73,8 @@ def config_to_dict(cfg: Config) -> dict:
 
 def dump_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"# resolved slim config; rerun a stage with: python scripts/<stage>.py --config {path}\n")
-            yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    header = f"# resolved slim config; rerun a stage with: python scripts/<stage>.py --config {path}\n"
+    write_text(path, header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def ultralytics_args(cfg: Config, stage: str) -> dict:

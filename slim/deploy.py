@@ -5,13 +5,13 @@ Outputs: <project>/<name>/val/<tag>.json and <project>/<name>/export/<tag>.onnx 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from slim import ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.errors import SlimError
 from slim.export import export_onnx
+from slim.io import write_json
 from slim.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
 from slim.stages import output_of, resolve_data
 
@@ -42,7 +42,7 @@ def val(cfg: Config, weights: str | Path | None = None, tag: str | None = None) 
     result = {"model": tag, **ultra.validate(weights, args)}
     out = cfg.stage_dir("val") / f"{tag}.json"
     dump_config(cfg, cfg.stage_dir("val") / "config.yaml")
-    ultra.write_atomic(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(out, result)
     return result
 
 
@@ -52,7 +52,7 @@ def val_onnx(cfg: Config, onnx_path: Path, tag: str) -> dict:
     args.pop("seed", None)
     result = {"model": tag, **ultra.validate_onnx(onnx_path, args)}
     out = cfg.stage_dir("val") / f"{tag}.json"
-    ultra.write_atomic(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(out, result)
     return result
 
 

@@ -17,6 +17,7 @@ from slim.config import Config, dump_config, ultralytics_args
 from slim.data import GENERATOR, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
+from slim.io import write_json
 from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
@@ -148,7 +149,7 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
         claim(cfg, "prune", exist_ok)
     ultra.save_checkpoint(pruned, target, ckpt.get("train_args", {}), meta)
     plan_json = target.with_suffix(".plan.json")
-    ultra.write_atomic(plan_json, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    write_json(plan_json, meta)
     return target, plan, sizes
 
 
