@@ -20,7 +20,7 @@ from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 from ultralytics.models.yolo import classify, detect, obb, pose, segment
 from ultralytics.nn.tasks import BaseModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER, RANK, SETTINGS
-from ultralytics.utils.torch_utils import get_flops, unwrap_model
+from ultralytics.utils.torch_utils import get_flops, select_device, unwrap_model
 
 from slim.errors import SlimError
 from slim.groups import prunable_bns
@@ -122,6 +122,24 @@ def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: d
         "slim": slim_meta,
     }
     return write_atomic(path, lambda f: torch.save(ckpt, f))
+
+
+def check_resumable(last: str | Path) -> None:
+    """Fail in one line unless `last` is the last.pt of an interrupted run (a finished one has no optimizer left)."""
+    _, ckpt = load_model(last)
+    if ckpt.get("optimizer") is None or ckpt.get("epoch", -1) < 0:
+        epochs = ckpt.get("train_args", {}).get("epochs", "all")
+        raise SlimError(f"nothing to resume: the run that wrote '{last}' finished ({epochs} epochs); start a new one "
+                        "with --exist-ok, or name=<new name>")
+
+
+def check_device(device: str) -> None:
+    """Fail in one line when `device` names hardware this machine lacks (ultralytics' own message is ten lines)."""
+    try:
+        select_device(device, verbose=False)
+    except ValueError:
+        raise SlimError(f"device={device!r} is not available here: torch sees {torch.cuda.device_count()} CUDA "
+                        "GPU(s); pass device=cpu, or the index of a GPU this machine has") from None
 
 
 # --- datasets ------------------------------------------------------------------------------------------------
