@@ -73,7 +73,7 @@ def changes(saved: dict, now: dict, with_input: bool = True) -> list[str]:
         if before.get("path") != after.get("path"):
             out.append(f"input {before.get('path', 'none')} (now {after.get('path', 'none')})")
         else:
-            out.append(f"input {before.get('path')}, which changed since (sha256 {before.get('sha256', '')[:12]} "
+            out.append(f"a different {before.get('path')} (sha256 {before.get('sha256', '')[:12]}, "
                        f"now {after.get('sha256', '')[:12]})")
     return out
 

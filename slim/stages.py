@@ -81,7 +81,7 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     if folder.exists() and any(folder.iterdir()) and not exist_ok:
         saved = provenance.read(folder)
         changed = provenance.changes(saved, provenance.wanted(cfg, stage, source)) if saved else []
-        how = f", made with {', '.join(changed)}" if changed else ", with these settings" if saved else ""
+        how = f", made with {', '.join(changed)}" if changed else ", made with these same settings" if saved else ""
         raise UsageError(f"{folder} already holds a {stage} run{how}; pass --exist-ok to replace it, "
                          "or name=<new name> for a new run")
     return folder
