@@ -1,6 +1,6 @@
 """What produced a stage's folder: the config keys that shape its output and its input file's sha256.
 
-Each stage writes <stage>/provenance.json when it finishes. `make pipeline` redoes a stage whose record differs
+Each stage writes <stage>/provenance.json when it finishes (a resumed run, when that finishes). `make pipeline` redoes a stage whose record differs
 from what the config asks for now; a stage run by hand names the difference when it refuses to replace a run.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from slim.config import Config, config_to_dict
@@ -15,6 +16,7 @@ from slim.data import GENERATOR
 from slim.io import write_json
 
 RECORD = "provenance.json"
+PENDING = ".provenance.pending.json"  # the record of a run still going
 # ultralytics arguments that change how a run goes, not what it produces: changing them redoes nothing
 NO_EFFECT = frozenset({"device", "workers", "plots", "verbose", "save_period", "cache", "patience", "val"})
 TRAINED = ("train", "sparsity", "finetune")
@@ -50,8 +52,16 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write(folder: Path, record: dict) -> Path:
-    return write_json(Path(folder) / RECORD, record)
+def start(folder: Path, record: dict) -> None:
+    """A run begins: the earlier record goes, this run's waits as PENDING until finish() (resume finishes it too)."""
+    (Path(folder) / RECORD).unlink(missing_ok=True)
+    write_json(Path(folder) / PENDING, record)
+
+
+def finish(folder: Path) -> None:
+    """The run's outputs are complete: its record becomes the folder's (a run killed half-way leaves none)."""
+    if (Path(folder) / PENDING).exists():
+        os.replace(Path(folder) / PENDING, Path(folder) / RECORD)
 
 
 def read(folder: Path) -> dict | None:

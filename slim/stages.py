@@ -66,7 +66,7 @@ def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) ->
     """
     folder = refuse_earlier_run(cfg, stage, source, exist_ok)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / provenance.RECORD).unlink(missing_ok=True)
+    provenance.start(folder, provenance.wanted(cfg, stage, source))
     dump_config(cfg, folder / "config.yaml")
     return folder
 
@@ -87,9 +87,9 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     return folder
 
 
-def _finish(cfg: Config, stage: str, source: str | Path | None) -> Path:
-    """Record what produced the stage's output, once it is complete."""
-    provenance.write(cfg.stage_dir(stage), provenance.wanted(cfg, stage, source))
+def _finish(cfg: Config, stage: str) -> Path:
+    """The stage's output, now complete: its provenance record becomes the folder's."""
+    provenance.finish(cfg.stage_dir(stage))
     return output_of(cfg, stage)
 
 
@@ -117,7 +117,7 @@ def train(cfg: Config, exist_ok: bool = False) -> Path:
     ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
     claim(cfg, "train", cfg.model, exist_ok)
     ultra.train(cfg.model, args, keep_architecture=False)
-    return _finish(cfg, "train", cfg.model)
+    return _finish(cfg, "train")
 
 
 def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
@@ -129,7 +129,7 @@ def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
     claim(cfg, "sparsity", source, exist_ok)
     callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
     ultra.train(source, args, keep_architecture=True, sparsity=callback)
-    return _finish(cfg, "sparsity", source)
+    return _finish(cfg, "sparsity")
 
 
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
@@ -137,14 +137,16 @@ def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
     if resume:
         last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
         ultra.check_resumable(last)
-        return ultra.train(last, {"resume": True}, keep_architecture=True)
+        best = ultra.train(last, {"resume": True}, keep_architecture=True)
+        provenance.finish(last.parent.parent)  # the interrupted run's record, kept pending until now
+        return best
     source = input_for(cfg, "finetune", weights)
     refuse_earlier_run(cfg, "finetune", source, exist_ok)
     args = _ultra_args(cfg, "finetune")
     ultra.check_inputs(source, args["data"])
     claim(cfg, "finetune", source, exist_ok)
     ultra.train(source, args, keep_architecture=True)
-    return _finish(cfg, "finetune", source)
+    return _finish(cfg, "finetune")
 
 
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
@@ -182,7 +184,7 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     ultra.save_checkpoint(pruned, target, ckpt.get("train_args", {}), meta)
     write_json(target.with_suffix(".plan.json"), meta)
     if out is None:
-        _finish(cfg, "prune", source)
+        _finish(cfg, "prune")
     return target, plan, sizes
 
 
