@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,3 +43,9 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data) -> Path:
     return write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def copy_atomic(source: str | Path, path: str | Path) -> Path:
+    """Put a file another tool wrote (ultralytics' exporter, ONNX Runtime's quantizer) in place, atomically."""
+    with open(source, "rb") as src:
+        return write_atomic(path, lambda f: shutil.copyfileobj(src, f))
