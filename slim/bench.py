@@ -17,7 +17,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -28,6 +27,7 @@ from slim import stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.export import export_onnx
 from slim.groups import analyze, prunable_bns
+from slim.io import write_atomic, write_json, write_text
 from slim.latency import compare_latency
 from slim.plan import PruningPlan, build_plan
 from slim.report import markdown_table
@@ -68,9 +68,9 @@ def run(cfg: Config, command: str, only: list[str] | None = None, exist_ok: bool
                  "wall_s": round(time.perf_counter() - t0, 1), **figures}
         # read again just before writing: another bench process may have finished a section meanwhile
         results = {**_read_json(folder / "bench.json"), name: entry}
-        ultra.write_atomic(folder / "bench.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+        write_json(folder / "bench.json", results)
     text = render(results)
-    return ultra.write_atomic(folder / "BENCH.md", lambda f: f.write(text.encode()))
+    return write_text(folder / "BENCH.md", text)
 
 
 def describe_machine() -> dict:
@@ -204,7 +204,7 @@ def _cached_train(source, args: dict, sparsity: tuple | None, exist_ok: bool) ->
     callback = ultra.SparsityCallback(*sparsity) if sparsity else None
     ultra.train(source, args, keep_architecture=sparsity is not None, sparsity=callback)
     record = {"settings": settings, "seconds": round(time.perf_counter() - t0)}
-    ultra.write_atomic(run / "bench-run.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
+    write_json(run / "bench-run.json", record)
     return out, record["seconds"]
 
 
@@ -317,7 +317,7 @@ def _finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
         LOG.info(f"recovery: reusing {best}, finetuned from the same model (--exist-ok finetunes again)")
         return best
     stages.finetune(rcfg, weights=weights, exist_ok=True)
-    ultra.write_atomic(record, lambda f: f.write(json.dumps({"settings": settings}, indent=1).encode()))
+    write_json(record, {"settings": settings})
     return best
 
 
@@ -527,7 +527,7 @@ def _figure() -> Figure:
 
 
 def _save(fig: Figure, out: Path) -> Path:
-    return ultra.write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    return write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 # --- markdown -------------------------------------------------------------------------------------------------------

@@ -8,8 +8,7 @@ from __future__ import annotations
 import codecs
 import copy
 import csv
-import os
-import tempfile
+import io
 from datetime import datetime
 from pathlib import Path
 
@@ -21,16 +20,15 @@ from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 from ultralytics.models.yolo import classify, detect, obb, pose, segment
 from ultralytics.nn.tasks import BaseModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils import LOGGER, RANK, SETTINGS
-from ultralytics.utils.torch_utils import get_flops, unwrap_model
+from ultralytics.utils.torch_utils import get_flops, select_device, unwrap_model
 
 from slim.errors import SlimError
 from slim.groups import prunable_bns
 from slim.heads import rebuild_class_outputs_
+from slim.io import write_atomic, write_text
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 
 SETTINGS.update({"sync": False})  # no analytics events
-_UMASK = os.umask(0o022)  # read once at import: os.umask can only be read by setting it, which races with threads
-os.umask(_UMASK)
 
 BASE_TRAINERS = {
     "detect": detect.DetectionTrainer,
@@ -127,25 +125,22 @@ def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: d
     return write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
-def write_atomic(path: Path, write) -> Path:
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place.
+def check_resumable(last: str | Path) -> None:
+    """Fail in one line unless `last` is the last.pt of an interrupted run (a finished one has no optimizer left)."""
+    _, ckpt = load_model(last)
+    if ckpt.get("optimizer") is None or ckpt.get("epoch", -1) < 0:
+        epochs = ckpt.get("train_args", {}).get("epochs", "all")
+        raise SlimError(f"nothing to resume: the run that wrote '{last}' finished ({epochs} epochs); start a new one "
+                        "with --exist-ok, or name=<new name>")
 
-    A reader, or a process killed mid-write, sees either the old file or the complete new one, never part of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+def check_device(device: str) -> None:
+    """Fail in one line when `device` names hardware this machine lacks (ultralytics' own message is ten lines)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; give it the permissions open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        select_device(device, verbose=False)
+    except ValueError:
+        raise SlimError(f"device={device!r} is not available here: torch sees {torch.cuda.device_count()} CUDA "
+                        "GPU(s); pass device=cpu, or the index of a GPU this machine has") from None
 
 
 # --- datasets ------------------------------------------------------------------------------------------------
@@ -301,10 +296,14 @@ class SparsityCallback:
         if RANK not in {-1, 0} or trainer.epoch == self._logged_epoch or trainer.epoch >= trainer.epochs:
             return
         self._logged_epoch = trainer.epoch
-        stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns)}
+        # the checkpoint ultralytics saves (and the prune stage reads) is the EMA, not the live model: log both
+        ema = {f"ema_{k}": v for k, v in gamma_stats(prunable_bns(trainer.ema.ema)).items()} if trainer.ema else {}
+        stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns), **ema}
+        shown = "ema_" if ema else ""  # what the prune stage will see
         LOGGER.info(
-            f"sparsity: sr {stats['sr']:.2e}, mean |gamma| {stats['gamma_mean']:.4f}, "
-            f"{stats['gamma_small']:.1%} of {len(self._bns)} prunable BNs' gammas below 1e-2"
+            f"sparsity: sr {stats['sr']:.2e}, mean |gamma| {stats[shown + 'gamma_mean']:.4f}, "
+            f"{stats[shown + 'gamma_small']:.1%} of {len(self._bns)} prunable BNs' gammas below 1e-2"
+            f"{' (EMA, the saved model)' if ema else ''}"
         )
         _append_csv(Path(trainer.save_dir) / "sparsity.csv", stats)
 
@@ -314,12 +313,14 @@ class SparsityCallback:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    """Add a row to a CSV file, rewriting it whole (atomically) so a killed run never leaves half a line."""
+    lines = path.read_text() if path.exists() else ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
+    if not lines:
+        writer.writeheader()
+    writer.writerow(row)
+    write_text(path, lines + buffer.getvalue())
 
 
 def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None,
