@@ -21,6 +21,7 @@ import torch
 
 from slim import ultra
 from slim.config import Config, ultralytics_args
+from slim.io import write_json, write_text
 from slim.data import task_dataset
 from slim.export import export_onnx
 from slim.latency import compare_latency
@@ -75,9 +76,9 @@ def run(cfg: Config, command: str, parts: tuple = PARTS) -> Path:
         new["latency"] = {**stamp, "date": datetime.now().isoformat(timespec="seconds"), "rows": rows}
     previous = folder / "results.json"  # read at the end: another part may have finished meanwhile
     result = {**(json.loads(previous.read_text()) if previous.exists() else {}), **new}
-    ultra.write_atomic(previous, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(previous, result)
     out = folder / "BENCH_INT8.md"
-    ultra.write_atomic(out, lambda f: f.write(_markdown(result).encode()))
+    write_text(out, _markdown(result))
     return out
 
 
