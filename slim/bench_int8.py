@@ -25,7 +25,7 @@ from slim.io import write_json, write_text
 from slim.data import task_dataset
 from slim.export import export_onnx
 from slim.latency import compare_latency
-from slim.quantize import DEFAULT_EXCLUDE, HEAD, TASK_EXCLUDE, Int8Settings, calibration_images, quantize_int8
+from slim.quantize import DEFAULT_EXCLUDE, HEAD, Int8Settings, calibration_images, quantize_int8
 from slim.report import markdown_table
 from slim.stages import output_of, resolve_data, train
 
@@ -112,11 +112,8 @@ def _finished(results_csv: Path) -> bool:
 
 def _exclusions(task: str) -> dict[str, tuple]:
     """The sets of fp32 nodes compared: none, the detection default, the default plus the task's branch, the head."""
-    sets = {"nothing": (), "default (decode tail + DFL)": DEFAULT_EXCLUDE,
+    return {"nothing": (), "default (decode tail + DFL)": DEFAULT_EXCLUDE,
             "default + task branch": DEFAULT_EXCLUDE + BRANCH[task], "whole head": (HEAD,)}
-    if task in TASK_EXCLUDE:
-        sets[f"{task} default"] = TASK_EXCLUDE[task]
-    return sets
 
 
 def _validate(cfg: Config, data: Path, onnx_path: Path, folder: Path) -> dict:

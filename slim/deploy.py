@@ -13,7 +13,7 @@ from slim.config import Config, config_to_dict, dump_config, ultralytics_args
 from slim.errors import UsageError
 from slim.export import export_onnx
 from slim.io import write_json
-from slim.quantize import calibration_images, quantize_int8
+from slim.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
 from slim.stages import finished_output, resolve_data
 
 # what `--weights` defaults to in val and export: the end of the pipeline
@@ -87,7 +87,7 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
     out = {"onnx": result.path, "onnx_bytes": result.size_bytes, "max_abs_diff": result.max_abs_diff}
     if e.int8 if int8 is None else int8:
         images = calibration_images(Path(resolve_data(cfg)), e.calib_images)
-        exclude = e.int8_exclude or None  # None: the model's task picks its own list
+        exclude = e.int8_exclude or DEFAULT_EXCLUDE  # one default for every task (see slim/quantize.py)
         out["int8"] = quantize_int8(result.path, folder / f"{tag}-int8.onnx", images, cfg.imgsz, exclude)
         out["int8_bytes"] = out["int8"].stat().st_size
     write_json(record, made_from)
