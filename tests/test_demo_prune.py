@@ -37,7 +37,7 @@ def test_pruning_the_sparse_demo_at_half_costs_at_most_a_point(tmp_path):
     run = tmp_path / "runs" / "demo"
     for weights in (run / "sparsity/weights/last.pt", run / "prune/pruned.pt"):
         _run("val.py", "--weights", str(weights), cwd=tmp_path)
-    sparse = json.loads((run / "val" / "sparsity.json").read_text())
+    sparse = json.loads((run / "val" / "sparse.json").read_text())
     pruned = json.loads((run / "val" / "pruned.json").read_text())
     assert sparse["mAP50_95"] > 0.2  # the model learned something, so the comparison below can fail
     assert pruned["gflops"] < 0.8 * sparse["gflops"]

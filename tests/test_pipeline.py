@@ -123,7 +123,7 @@ def test_rerunning_a_stage_never_replaces_it_silently(pipeline_run):
 def test_every_stage_records_what_made_it(pipeline_run):
     _, run = pipeline_run
     records = {stage: json.loads((run / stage / "provenance.json").read_text())
-               for stage in ("train", "sparsity", "prune", "finetune")}
+               for stage in ("train", *PREVIOUS)}  # transfer too: TINY sets transfer.data
     assert records["train"]["config"]["model"] == "yolov8n.yaml" and "demo.generator" in records["train"]["config"]
     assert records["prune"]["config"]["prune.ratio"] == 0.5
     for stage, previous in PREVIOUS.items():
@@ -174,7 +174,7 @@ def test_val_names_a_pipeline_model_as_the_report_does(changed_run):
     printed = out.stdout[out.stdout.rindex("\n{\n") :]  # after ultralytics' own log lines
     assert json.loads(printed)["model"] == "finetuned"
     assert sorted(p.stem for p in (run / "val").glob("*.json")) == [  # no second name (finetune) for finetuned
-        "baseline", "baseline-int8", "finetuned", "finetuned-int8", "pruned", "sparse"]
+        "baseline", "baseline-int8", "finetuned", "finetuned-int8", "pruned", "sparse", "transferred"]
     resume = run_script("finetune.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}",
                         *TINY, "prune.ratio=0.3", "--resume", cwd=work, check=False)
     assert resume.returncode == 1 and "nothing to resume" in resume.stderr and "Traceback" not in resume.stderr
