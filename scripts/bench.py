@@ -6,14 +6,17 @@ recovery, overhead, gammas (default: all). --exist-ok redoes the training runs t
 
 import sys
 
-import slim  # noqa: F401  (keeps ultralytics offline; first, before anything imports it)
-from slim import bench
-from slim.cli import load, parser
-from slim.errors import run_cli
+from slim.offline import keep_ultralytics_offline
+
+keep_ultralytics_offline()  # benchmarks always run offline; before anything imports ultralytics
+
+from slim import bench  # noqa: E402
+from slim.commands import load, parser  # noqa: E402
+from slim.errors import run_cli  # noqa: E402
 
 
 def main(argv):
-    p = parser(__doc__)
+    p = parser("scripts/bench.py", __doc__)
     p.add_argument("--only", action="append", choices=list(bench.SECTIONS), help="run this section (repeatable)")
     args = p.parse_args(argv)
     cfg = load(args, None, {})

@@ -5,14 +5,17 @@ Reads the config's trained baseline and sparse model (run `make pipeline` first)
 
 from pathlib import Path
 
-import slim  # noqa: F401  (keeps ultralytics offline; first, before anything imports it)
-from slim import bench_torch_pruning as bench
-from slim.cli import load, parser
-from slim.errors import UsageError, run_cli
+from slim.offline import keep_ultralytics_offline
+
+keep_ultralytics_offline()  # benchmarks always run offline; before anything imports ultralytics
+
+from slim import bench_torch_pruning as bench  # noqa: E402
+from slim.commands import load, parser  # noqa: E402
+from slim.errors import UsageError, run_cli  # noqa: E402
 
 
 def main(argv):
-    p = parser(__doc__, exist_ok=False)
+    p = parser("scripts/bench_torch_pruning.py", __doc__, exist_ok=False)
     p.add_argument("--ratio", type=float, help="slim's prune ratio (default: the config's prune.ratio)")
     p.add_argument("--steps", type=int, default=4, help="Torch-Pruning prune steps, each followed by finetuning")
     p.add_argument("--variants", nargs="+", default=["tp-baseline", "tp-sparse"], choices=list(bench.VARIANTS))

@@ -37,6 +37,8 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
 )
 from slim.errors import UsageError
 
+PACKAGED = Path(__file__).parent / "configs"  # default.yaml and custom_example.yaml, shipped with the package
+
 
 def load_config(
     path: str | Path | None = None, overrides: typing.Sequence[str] = (), stage: str | None = None
@@ -44,7 +46,8 @@ def load_config(
     """Read the experiment YAML, apply `key=value` overrides, validate everything.
 
     Args:
-        path: the experiment's YAML file; None gives the defaults (what configs/default.yaml holds).
+        path: the experiment's YAML file, or a packaged config's name (find_config); None gives the defaults
+            (what slim/configs/default.yaml holds).
         overrides: `key=value` strings, values parsed with yaml.safe_load. `prune.ratio=0.6` names a
             section; a bare key goes to `stage`'s section when that section accepts it, else to the top level.
         stage: the running stage (a section name), or None.
@@ -57,9 +60,25 @@ def load_config(
         raise ValueError(f"stage must be one of {', '.join(SECTIONS)} or None, got {stage!r}")
     raw = config_to_dict(Config())
     if path is not None:
-        raw = _merge(raw, _checked_keys(_read_yaml(Path(path)), str(path), stage))
+        path = find_config(path)
+        raw = _merge(raw, _checked_keys(_read_yaml(path), str(path), stage))
     raw = _merge(raw, _checked_keys(_override_layer(overrides, stage), "overrides", stage))
     return _build(raw)
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """The YAML file for --config: an existing path as given, else a bare name (`default`, `custom_example.yaml`)
+    of a config shipped in the package, so `--config default` works from any folder."""
+    path = Path(name_or_path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    packaged = PACKAGED / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    return packaged if packaged.is_file() else path
+
+
+def packaged_configs() -> list:
+    """The names `--config` accepts besides a path: the configs shipped in the package."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -79,7 +98,7 @@ def dump_config(cfg: Config, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(f"# resolved slim config; rerun a stage with: python scripts/<stage>.py --config {path}\n")
+            f.write(f"# resolved slim config; rerun a stage with: slim <stage> --config {path}\n")
             yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
         os.replace(tmp, path)
     except BaseException:
@@ -102,7 +121,8 @@ def ultralytics_args(cfg: Config, stage: str) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise UsageError(f"config file {path} not found: pass --config with an existing YAML file")
+        raise UsageError(f"config file {path} not found: pass --config with an existing YAML file or a packaged "
+                         f"config's name ({', '.join(packaged_configs())})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -215,7 +235,7 @@ def _unknown_key(key: str, source: str, stage: str | None) -> UsageError:
             for k in sorted(_section_keys(s)):
                 candidates.setdefault(k, f"{s}.{k}")
     match = difflib.get_close_matches(key, list(candidates), n=1)
-    hint = f"did you mean '{candidates[match[0]]}'?" if match else "see configs/default.yaml for the valid keys"
+    hint = f"did you mean '{candidates[match[0]]}'?" if match else "see `slim <stage> --help` and slim/configs/default.yaml for the valid keys"
     return UsageError(f"unknown key '{key}' in {source}: {hint}")
 
 

@@ -66,7 +66,7 @@ def report(cfg: Config, config_path: str) -> Path:
     notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "
              f"{LATENCY_RUNS} runs after warm-up, all models interleaved in one process.",
              "int8 rows: ONNX Runtime static quantization (QDQ, per-channel), validated through ultralytics' ONNX path."]
-    commands = ["make pipeline" if config_path == "configs/default.yaml" else f"make pipeline CONFIG={config_path}"]
+    commands = ["make pipeline" if config_path in ("default", "configs/default.yaml") else f"slim pipeline --config {config_path}"]
     out = Path(cfg.project) / cfg.name / "REPORT.md"
     return write_report(out, f"slim report: {cfg.name}", list(rows.values()), images, commands, notes)
 

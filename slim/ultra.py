@@ -20,14 +20,14 @@ from ultralytics import YOLO
 from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 from ultralytics.models.yolo import classify, detect, obb, pose, segment
 from ultralytics.nn.tasks import BaseModel, guess_model_task, load_checkpoint, yaml_model_load
-from ultralytics.utils import LOGGER, RANK, SETTINGS
+from ultralytics.utils import LOGGER, ONLINE, RANK, SETTINGS
+from ultralytics.utils.downloads import attempt_download_asset
 from ultralytics.utils.torch_utils import get_flops, unwrap_model
 
 from slim.errors import SlimError
 from slim.groups import prunable_bns
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 
-SETTINGS.update({"sync": False})  # no analytics events
 _UMASK = os.umask(0o022)  # read once at import: os.umask can only be read by setting it, which races with threads
 os.umask(_UMASK)
 
@@ -44,15 +44,30 @@ BASE_TRAINERS = {
 def check_weights_file(path: str | Path) -> Path:
     """Fail in one line when `path` cannot be a checkpoint at all (missing, a folder, empty), before any loading."""
     path = Path(path)
+    if not path.exists() and path.parent == Path(".") and path.suffix == ".pt":
+        path = _find_asset(path)
     if not path.exists():
-        if path.parent == Path(".") and path.suffix == ".pt":
-            raise SlimError(f"weights '{path}' not found locally; slim never downloads weights: pass a local .pt path")
         raise SlimError(f"weights file '{path}' does not exist: check the path, or pass --weights with an existing .pt")
     if path.is_dir():
         raise SlimError(f"weights '{path}' is a folder; pass a .pt file")
     if path.stat().st_size == 0:
         raise SlimError(f"weights file '{path}' is empty (0 bytes, an interrupted copy?): pass a complete .pt file")
     return path
+
+
+def _find_asset(name: Path) -> Path:
+    """A bare name such as yolov8s.pt, the way ultralytics resolves it: the current folder, then the settings'
+    weights_dir, then a download (where ultralytics is online). Offline, one line says where to put the file."""
+    local = SETTINGS["weights_dir"] / name
+    if local.exists():
+        return local
+    where = f"put it in {Path.cwd()} or in ultralytics' weights_dir {SETTINGS['weights_dir']}, or pass a path"
+    if not ONLINE:  # YOLO_OFFLINE (slim's offline guard sets it) or no network
+        raise SlimError(f"weights '{name}' not found and ultralytics is offline, so it cannot download it: {where}")
+    try:
+        return Path(attempt_download_asset(str(name)))
+    except Exception as e:  # noqa: BLE001 - a failed download is one line, whatever ultralytics raised
+        raise SlimError(f"weights '{name}' not found and its download failed ({type(e).__name__}): {where}") from e
 
 
 def load_model(path: str | Path) -> tuple:

@@ -1,11 +1,20 @@
-"""Session fixtures: a tiny generated dataset shared by the tests that run real ultralytics code."""
+"""Session fixtures: a tiny generated dataset shared by the tests that run real ultralytics code.
 
+The tests always run offline: the guard is applied here, before any test imports ultralytics, and SLIM_OFFLINE=1
+makes every `slim` command or script a test starts apply it too (into its own YOLO_CONFIG_DIR, where one is set).
+"""
+
+import os
 from pathlib import Path
 
 import pytest
 
-import slim  # noqa: F401  (offline settings before ultralytics is imported anywhere)
-from slim.data import make_demo_dataset
+from slim.offline import keep_ultralytics_offline
+
+os.environ["SLIM_OFFLINE"] = "1"
+keep_ultralytics_offline()
+
+from slim.data import make_demo_dataset  # noqa: E402  (imports ultralytics: after the guard)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 import hashlib
 
-import slim  # noqa: F401  (keeps ultralytics offline; must come before ultralytics)
 import cv2
 import numpy as np
 import onnx
