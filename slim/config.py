@@ -37,7 +37,8 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
 )
 from slim.errors import UsageError
 
-PACKAGED = Path(__file__).parent / "configs"  # default.yaml and custom_example.yaml, shipped with the package
+# the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
+PACKAGED = Path(__file__).parent / "configs"
 
 
 def load_config(
@@ -67,8 +68,11 @@ def load_config(
 
 
 def find_config(name_or_path: str | Path) -> Path:
-    """The YAML file for --config: an existing path as given, else a bare name (`default`, `custom_example.yaml`)
-    of a config shipped in the package, so `--config default` works from any folder."""
+    """The YAML file --config names: an existing path as given, else a packaged config's name.
+
+    A bare name (`default`, `custom_example.yaml`) that is not a file in the current folder is looked up in the
+    package, so `--config default` works from any folder.
+    """
     path = Path(name_or_path)
     if path.is_file() or path.parent != Path("."):
         return path

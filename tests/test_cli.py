@@ -63,13 +63,18 @@ def test_packaged_configs_load_from_the_installed_copy(installed, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     folder, names, default, custom = json.loads(out.stdout.strip().splitlines()[-1])
     assert Path(folder) == installed / "slim" / "configs"
-    assert names == ["custom_example", "default"] and (default, custom) == ("demo", "custom")
+    assert names == sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))  # every config in configs/ ships
+    assert (default, custom) == ("demo", "custom")
+    for name in names:  # the checkout's links became the files themselves
+        packaged = installed / "slim" / "configs" / f"{name}.yaml"
+        assert not packaged.is_symlink() and packaged.read_text() == (ROOT / "configs" / f"{name}.yaml").read_text()
 
 
-def test_packaged_default_is_the_repository_default():
-    # configs/ in a checkout links to the packaged files, so `--config configs/default.yaml` and `default` agree
+def test_every_config_in_configs_is_packaged():
+    # slim/configs/ links to configs/ in a checkout, so `--config configs/default.yaml` and `default` are one file
+    for path in (ROOT / "configs").glob("*.yaml"):
+        assert (ROOT / "slim" / "configs" / path.name).resolve() == path.resolve(), f"link slim/configs/{path.name}"
     assert config_to_dict(load_config("default")) == config_to_dict(load_config(ROOT / "configs" / "default.yaml"))
-    assert (ROOT / "configs" / "default.yaml").resolve() == ROOT / "slim" / "configs" / "default.yaml"
 
 
 def test_stages_run_outside_the_repository_on_absolute_paths(installed, tiny_data, tmp_path):
