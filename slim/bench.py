@@ -40,8 +40,11 @@ PRUNE_STEPS = ("analyze", "build_plan", "prune_model", "total")
 V8S_YAML = "yolov8s.yaml"
 V8S_TRAIN_EPOCHS = 4  # then the config's sparsity epochs: about 10 minutes on 2 CPU cores with the demo config
 SIZES_IMGSZ, SIZES_RATIOS, SIZES_ROUND_TO, SPEED_PER_FLOP_TARGET = 640, (0.3, 0.5, 0.7), (1, 8), 1.15
-SWEEP_RATIOS, NOFOLD_RATIO = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), 0.5
-RECOVERY_RATIOS, RECOVERY_GFLOPS, RECOVERY_TARGET = (0.3, 0.5, 0.7), 0.45, 0.99
+SWEEP_RATIOS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+NOFOLD_RATIOS = (0.5, 0.8)  # each also pruned with fold_beta off, to measure what the fold is worth
+KNEE_DROP = 0.01  # the knee: the largest ratio whose mAP50-95 right after pruning is within this of the sparse model's
+RECOVERY_GFLOPS = (0.25, 0.12)  # finetuned beside the knee: the ratios that reach these fractions of the GFLOPs
+RECOVERY_TARGET = 0.99  # finetuned mAP50-95 at the knee, as a fraction of the equal-epoch dense control's
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
 OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
 LATENCY = {"small": (100, 10), "640": (30, 5)}  # (timed runs, warm-up runs) per model
@@ -207,8 +210,8 @@ def _cached_train(source, args: dict, sparsity: tuple | None, exist_ok: bool) ->
 
 # --- 3. ratio sweep ------------------------------------------------------------------------------------------------
 def sweep(cfg: Config, folder: Path, exist_ok: bool) -> dict:
-    """The pipeline's sparse model pruned at SWEEP_RATIOS (and once with fold_beta off): sizes, latency and
-    mAP right after pruning, before any finetuning."""
+    """The pipeline's sparse model pruned at SWEEP_RATIOS (and at NOFOLD_RATIOS with fold_beta off): sizes, latency
+    and mAP right after pruning, before any finetuning; and the knee, the largest ratio that costs at most KNEE_DROP."""
     source = stages.output_of(cfg, "sparsity")
     if not source.exists():
         return _skipped(f"no sparse model at {source}: run `make pipeline` first")
@@ -217,57 +220,77 @@ def sweep(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     for ratio in SWEEP_RATIOS:
         tag = f"r{round(ratio * 100)}"
         weights[tag], rows[tag] = _prune(cfg, source, folder / f"{tag}.pt", ratio)
-    nofold = f"r{round(NOFOLD_RATIO * 100)}-nofold"
-    weights[nofold], rows[nofold] = _prune(cfg, source, folder / f"{nofold}.pt", NOFOLD_RATIO, fold_beta=False)
+    for ratio in NOFOLD_RATIOS:
+        tag = f"r{round(ratio * 100)}-nofold"
+        weights[tag], rows[tag] = _prune(cfg, source, folder / f"{tag}.pt", ratio, fold_beta=False)
     threads = _deploy_(cfg, weights, rows, folder, LATENCY["small"])
     for tag, path in weights.items():
         rows[tag].update(_val(cfg, path, folder, tag))
-    fold = rows[f"r{round(NOFOLD_RATIO * 100)}"]["mAP50_95"] - rows[nofold]["mAP50_95"]
+    fold = {f"r{round(r * 100)}": rows[f"r{round(r * 100)}"]["mAP50_95"] - rows[f"r{round(r * 100)}-nofold"]["mAP50_95"]
+            for r in NOFOLD_RATIOS}
     return {"source": str(source), "imgsz": cfg.imgsz, "threads": threads, "runs": LATENCY["small"][0],
-            "rows": _tagged(rows), "fold_beta_gain_mAP50_95": fold,
+            "rows": _tagged(rows), "fold_beta_gain_mAP50_95": fold, "knee": _knee(rows),
             "plot": str(_plot_sweep(rows, cfg.imgsz, folder / "ratio_sweep.png"))}
+
+
+def _knee(rows: dict) -> dict:
+    """The last ratio, going up, before mAP50-95 right after pruning first falls more than KNEE_DROP below the
+    unpruned model's: its ratio, GFLOPs and GFLOPs fraction."""
+    full = rows["unpruned"]
+    knee = full
+    for row in (r for r in rows.values() if r["ratio"] and r.get("fold_beta", True)):
+        if row["mAP50_95"] < full["mAP50_95"] - KNEE_DROP:
+            break
+        knee = row
+    return {"ratio": knee["ratio"], "gflops": knee["gflops"], "gflops_fraction": knee["gflops"] / full["gflops"],
+            "mAP50_95": knee["mAP50_95"], "unpruned_mAP50_95": full["mAP50_95"], "drop": KNEE_DROP}
 
 
 # --- 4. recovery by finetuning -------------------------------------------------------------------------------------
 def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
-    """Finetune the sparse model pruned at RECOVERY_RATIOS (and at the first ratio that reaches RECOVERY_GFLOPS)
-    with the config's finetune budget; compare mAP50-95 with the unpruned sparse model's, validated the same way,
-    and with the unpruned sparse model finetuned with the same budget (the control: what the epochs alone buy)."""
+    """Finetune the sparse model pruned at the sweep's knee and at the ratios that reach RECOVERY_GFLOPS of its
+    GFLOPs, with the config's finetune budget; beside the unpruned sparse model finetuned with the same budget
+    (the control: what the epochs alone buy)."""
     source = stages.output_of(cfg, "sparsity")
-    if not source.exists():
-        return _skipped(f"no sparse model at {source}: run `make pipeline` first")
+    knee = _read_json(folder.parent / "bench.json").get("sweep", {}).get("knee")
+    if not source.exists() or knee is None:
+        return _skipped(f"no sparse model at {source} or no sweep knee: run `make pipeline` and the sweep first")
     sizes = ultra.model_size(ultra.load_model(source)[0], cfg.imgsz)
     rows = {UNPRUNED: {"ratio": 0.0, **sizes, **_val(cfg, source, folder, "sparse")}}
     control = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-r0"), source, exist_ok)
     rows[CONTROL] = {"ratio": 0.0, **sizes, **_val(cfg, control, folder, "r0-ft")}
-    extra = _ratio_for_gflops(cfg, source, RECOVERY_GFLOPS)
-    for ratio in RECOVERY_RATIOS + ((extra,) if extra else ()):
+    ratios = {"knee": knee["ratio"], **{f"{f:.0%} GFLOPs": _ratio_for_gflops(cfg, source, f) for f in RECOVERY_GFLOPS}}
+    for aim, ratio in ratios.items():
         tag = f"r{round(ratio * 100)}"
         pruned, row = _prune(cfg, source, folder / f"{tag}.pt", ratio)
         finetuned = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), pruned, exist_ok)
-        rows[tag] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
-                     **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
+        rows[f"{tag} ({aim})"] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
+                                  **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
     for row in rows.values():
         row["gflops_fraction"] = row["gflops"] / sizes["gflops"]
         row["mAP_fraction"] = row["mAP50_95"] / rows[UNPRUNED]["mAP50_95"]
         row["mAP_vs_control"] = row["mAP50_95"] / rows[CONTROL]["mAP50_95"]
-    small = [row for row in rows.values() if row["gflops_fraction"] <= RECOVERY_GFLOPS]
-    met = bool(small) and max(row["mAP_fraction"] for row in small) >= RECOVERY_TARGET
-    what = f"at <= {RECOVERY_GFLOPS:.0%} of the GFLOPs, mAP50-95 >= {RECOVERY_TARGET:.0%} of the sparse model's"
+    at_knee = next(row for tag, row in rows.items() if tag.endswith("(knee)"))
+    what = (f"at the knee ({at_knee['gflops_fraction']:.0%} of the GFLOPs), finetuned mAP50-95 >= "
+            f"{RECOVERY_TARGET:.0%} of the equal-epoch dense control's")
     return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "rows": _tagged(rows),
-            "target": _target(what + ("" if small else " (no ratio reached that GFLOPs)"), met)}
+            "target": _target(what, at_knee["mAP_vs_control"] >= RECOVERY_TARGET)}
 
 
-def _ratio_for_gflops(cfg: Config, source: Path, fraction: float) -> float | None:
-    """The first ratio past max(RECOVERY_RATIOS), in steps of 0.05, whose pruned model has at most `fraction` of
-    the GFLOPs; None when max(RECOVERY_RATIOS) already gets there, or no ratio below 1 does."""
+def _ratio_for_gflops(cfg: Config, source: Path, fraction: float, steps: int = 7) -> float:
+    """The smallest ratio (to 0.01, by bisection) whose pruned model has at most `fraction` of the GFLOPs; the
+    largest ratio tried (0.99) when the floors and the tied channels never let it get there."""
     model, p = ultra.load_model(source)[0], cfg.prune
     graph, full = analyze(model), ultra.model_size(model, cfg.imgsz)["gflops"]
-    for i, ratio in enumerate(np.arange(max(RECOVERY_RATIOS), 0.999, 0.05)):
-        plan = build_plan(model, graph, float(ratio), None, p.min_channels, p.min_fraction, p.round_to)
+    low, high = 0.01, 0.99
+    for _ in range(steps):
+        mid = round((low + high) / 2, 2)
+        plan = build_plan(model, graph, mid, None, p.min_channels, p.min_fraction, p.round_to)
         if ultra.model_size(prune_model(model, plan, p.fold_beta), cfg.imgsz)["gflops"] <= fraction * full:
-            return None if i == 0 else round(float(ratio), 2)
-    return None
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def _finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
@@ -539,10 +562,14 @@ def _render_sizes(s: dict) -> str:
 
 def _render_sweep(s: dict) -> str:
     cols = SIZE_COLUMNS[:1] + [("removed", "channels removed", ".1%")] + SIZE_COLUMNS[1:6] + SIZE_COLUMNS[-1:]
+    k = s["knee"]
+    fold = ", ".join(f"{tag} {gain:+.3f}" for tag, gain in s["fold_beta_gain_mAP50_95"].items())
     return (f"{s['imgsz']} px, latency: ONNX Runtime CPU, batch 1, {s['threads']} thread(s) (and 1 thread), median "
-            f"of {s['runs']} runs, interleaved; mAP right after pruning, no finetuning. fold_beta at "
-            f"{NOFOLD_RATIO:.0%} buys "
-            f"{s['fold_beta_gain_mAP50_95']:+.3f} mAP50-95.\n\n" + markdown_table(s["rows"], cols + MAP_COLUMNS))
+            f"of {s['runs']} runs, interleaved; mAP right after pruning, no finetuning. The knee (the largest ratio "
+            f"within {k['drop']:g} mAP50-95 of the unpruned model): ratio {k['ratio']:g}, {k['gflops']:.3f} GFLOPs "
+            f"= {k['gflops_fraction']:.1%} of the unpruned model's, mAP50-95 {k['mAP50_95']:.3f} vs "
+            f"{k['unpruned_mAP50_95']:.3f}. fold_beta buys (mAP50-95, fold on minus off): {fold}.\n\n"
+            + markdown_table(s["rows"], cols + MAP_COLUMNS))
 
 
 def _render_recovery(s: dict) -> str:

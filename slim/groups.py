@@ -309,7 +309,8 @@ def _output_widths(model: nn.Module) -> dict:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device))
+        weight = next(model.parameters())  # probe in the model's own dtype: a half or double model rejects fp32
+        model(torch.zeros(1, 3, 64, 64, device=weight.device, dtype=weight.dtype))
     finally:
         model.train(was_training)
         for h in hooks:

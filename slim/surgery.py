@@ -50,8 +50,7 @@ def _shrink_inputs(modules: dict, name: str, reads: list, keep: dict, fold_beta:
         survivors = [k - span.start for k in keep[span.producer] if span.start <= k < span.start + span.length]
         gone[survivors] = False
         kept[offset : offset + span.length] &= ~gone
-        beta = producer.bn.bias.detach()[span.start : span.start + span.length].float()
-        constant[offset : offset + span.length] = torch.where(gone, producer.act(beta), 0.0)
+        constant[offset : offset + span.length] = torch.where(gone, _activated_beta(producer, span), 0.0)
     if kept.all():
         return
     if fold_beta:
@@ -66,9 +65,21 @@ def _shrink_inputs(modules: dict, name: str, reads: list, keep: dict, fold_beta:
 
 
 @torch.no_grad()
+def _activated_beta(producer: nn.Module, span) -> torch.Tensor:
+    """act(beta) of the span's channels: what each would still send with gamma = 0. Shape (span.length,), fp32.
+
+    The activation runs on a copy: checkpoints loaded by ultralytics have in-place activations, and a slice of
+    the BN bias (even after .detach() or .float() on an fp32 model) is a view that act would overwrite.
+    """
+    beta = producer.bn.bias.detach()[span.start : span.start + span.length].to(device="cpu", dtype=torch.float32, copy=True)
+    return producer.act(beta)
+
+
+@torch.no_grad()
 def _fold_constant(modules: dict, name: str, layer: nn.Module, constant: torch.Tensor) -> None:
     """Add the reader's response to the constant input into its BN running mean or its bias."""
     w = layer.weight.detach().float()
+    constant = constant.to(w)
     if isinstance(layer, nn.Linear):
         shift = w @ constant
     elif isinstance(layer, nn.ConvTranspose2d):  # (in, out, kh, kw): each output pixel sees one tap; use the mean

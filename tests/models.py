@@ -2,6 +2,7 @@
 
 import copy
 import functools
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +29,21 @@ def _random_bn_model(yaml: str, seed: int) -> nn.Module:
             m.running_mean.data = torch.randn_like(m.running_mean) * 0.1
             m.running_var.data = torch.rand_like(m.running_var) + 0.5
     return model
+
+
+def saved_and_loaded(model: nn.Module, folder: Path, name: str = "model.pt") -> nn.Module:
+    """`model` the way users' models come: saved as an ultralytics checkpoint (fp16) and loaded by slim's loader.
+
+    ultralytics' load_checkpoint turns every activation in-place and hands back fp32 with fp16-representable
+    values; a model built from yaml has neither, which hides aliasing bugs from tests that never save.
+    """
+    from slim.ultra import load_model
+
+    path = Path(folder) / name
+    torch.save({"model": copy.deepcopy(model).half(), "ema": None, "train_args": {}}, path)
+    loaded, _ = load_model(path)
+    assert any(getattr(m, "inplace", False) for m in loaded.modules())  # the hazard the tests must exercise
+    return loaded.eval()
 
 
 def outputs(o) -> list:

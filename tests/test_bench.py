@@ -50,3 +50,16 @@ def test_gammas_counts_prunable_channels_and_sections_merge(tmp_path):
     text = md.read_text()
     assert text.index("## sweep") < text.index("## gammas") and "skipped: no sparse model" in text
     assert f"| after sparsity training | {sparse['channels']:,} | {sparse['gamma_mean']:.4f} | {expected:.1%} |" in text
+
+
+def test_knee_is_the_last_ratio_before_the_first_drop_past_the_limit():
+    rows = {"unpruned": {"ratio": 0.0, "gflops": 1.0, "mAP50_95": 0.600},
+            "r30": {"ratio": 0.3, "gflops": 0.8, "mAP50_95": 0.605},
+            "r50": {"ratio": 0.5, "gflops": 0.6, "mAP50_95": 0.591},  # within 0.01: still lossless
+            "r50-nofold": {"ratio": 0.5, "gflops": 0.6, "mAP50_95": 0.2, "fold_beta": False},  # not a sweep point
+            "r70": {"ratio": 0.7, "gflops": 0.4, "mAP50_95": 0.580},  # the first drop past 0.01
+            "r80": {"ratio": 0.8, "gflops": 0.3, "mAP50_95": 0.599}}  # a recovery after a drop does not move the knee
+    knee = bench._knee(rows)
+    assert knee["ratio"] == 0.5 and knee["gflops_fraction"] == 0.6 and knee["mAP50_95"] == 0.591
+    rows["r30"]["mAP50_95"] = 0.5
+    assert bench._knee(rows)["ratio"] == 0.0  # the first ratio already loses: no lossless cut

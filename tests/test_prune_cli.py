@@ -1,0 +1,96 @@
+"""The user's path, end to end: a checkpoint on disk, scripts/prune.py, and the result loaded in a fresh process.
+
+The pruned checkpoint must compute, through plain `YOLO(path)` with no slim import, what the input checkpoint
+computes with the removed channels silenced. Checkpoints are loaded with in-place activations and stored in fp16,
+which models built from yaml in memory never exercise.
+"""
+
+import copy
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from slim.plan import PruningPlan
+from slim.surgery import silence_
+from slim.ultra import load_model
+from tests.models import outputs, random_bn_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RTOL = 1e-5  # float32 rounding over ~60 layers, relative to the output's largest value (as in test_surgery)
+
+# Runs in a fresh Python with ultralytics only: what a user of the pruned file does.
+PLAIN_YOLO = textwrap.dedent('''
+    import sys, torch
+    from ultralytics import YOLO
+    model = YOLO(sys.argv[1]).model.float().eval()
+    torch.save(model(torch.load(sys.argv[2])), sys.argv[3])
+''')
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _checkpoint(model: torch.nn.Module, path: Path) -> Path:
+    torch.save({"model": copy.deepcopy(model).half(), "ema": None, "train_args": {}}, path)
+    return path
+
+
+def _prune_and_run(tmp_path: Path, source: Path, *args: str) -> tuple:
+    """scripts/prune.py on `source`, then the pruned file through plain YOLO: (its outputs, its slim plan, image)."""
+    out = tmp_path / "pruned.pt"
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
+    run = subprocess.run([sys.executable, str(ROOT / "scripts/prune.py"), "--config", str(ROOT / "configs/default.yaml"),
+                          f"project={tmp_path / 'runs'}", "--weights", str(source), "--out", str(out), *args],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    image = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    torch.save(image, tmp_path / "image.pt")
+    fresh = subprocess.run([sys.executable, "-c", PLAIN_YOLO, str(out), str(tmp_path / "image.pt"),
+                            str(tmp_path / "y.pt")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    plan = PruningPlan.from_dict(torch.load(out, weights_only=False)["slim"]["plan"])
+    return outputs(torch.load(tmp_path / "y.pt", weights_only=False)), plan, image
+
+
+def _assert_close(got: list, want: list) -> None:
+    assert len(got) == len(want) and got
+    scale = max(float(w.abs().max()) for w in want)
+    assert max(float((g - w).abs().max()) for g, w in zip(got, want)) <= RTOL * scale
+
+
+def test_cli_prune_equals_silenced_input_in_a_fresh_process(tmp_path):
+    """Random gammas and betas, ratio 0.5, no folding: the pruned file == the input with removed channels zeroed."""
+    source = _checkpoint(random_bn_model("yolov8n.yaml"), tmp_path / "sparse.pt")
+    before = _sha(source)
+    got, plan, image = _prune_and_run(tmp_path, source, "--prune-ratio", "0.5", "prune.fold_beta=false")
+    assert _sha(source) == before  # the input is never touched
+    assert plan.removed_fraction > 0.4
+    silenced = silence_(load_model(source)[0], plan)
+    with torch.no_grad():
+        _assert_close(got, outputs(silenced(image)))
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n-seg.yaml", "yolo11n.yaml"])
+def test_cli_prune_with_default_folding_is_lossless_on_dead_channels(tmp_path, yaml):
+    """The default settings (beta folding on): channels with gamma = beta = 0 go, and the output does not move."""
+    model = random_bn_model(yaml)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # a random half of every BN's channels dead; the kept ones keep random nonzero betas
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                dead = torch.rand(m.num_features, generator=g) < 0.5
+                m.weight[dead], m.bias[dead] = 0.0, 0.0
+    source = _checkpoint(model, tmp_path / "sparse.pt")
+    got, plan, image = _prune_and_run(tmp_path, source, "--threshold", "1e-12", "prune.min_channels=1",
+                                      "prune.min_fraction=0")
+    assert plan.removed_fraction > 0.2
+    original, _ = load_model(source)
+    with torch.no_grad():
+        _assert_close(got, outputs(original(image)))
