@@ -24,7 +24,7 @@ data train sparsity prune finetune val export vis report pipeline: venv
 
 bench: venv
 	$(PY) -m pip install -q -e .[bench]
-	$(PY) scripts/bench.py --config $(CONFIG)
+	$(PY) -m benchmarks.run_bench --config $(CONFIG)
 
 test: venv
 	$(PY) -m pytest -q

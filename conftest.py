@@ -1,4 +1,4 @@
-"""Session fixtures: a tiny generated dataset shared by the tests that run real ultralytics code.
+"""Session fixtures for tests/ and benchmarks/: a tiny generated dataset for the tests that run real ultralytics.
 
 The tests always run offline: the guard is applied here, before any test imports ultralytics, and SLIM_OFFLINE=1
 makes every `slim` command or script a test starts apply it too (into its own YOLO_CONFIG_DIR, where one is set).
