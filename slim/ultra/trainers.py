@@ -1,0 +1,121 @@
+"""Training: ultralytics' trainers, subclassed to keep a pruned architecture, and the sparsity callback.
+
+Only subclassing and callbacks, no patching.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from torch import nn
+from ultralytics import YOLO
+from ultralytics.models.yolo import classify, detect, obb, pose, segment
+from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from slim.groups import prunable_bns
+from slim.sparsity import gamma_stats, register_l1_hook, sr_at
+from slim.ultra.datasets import check_inputs
+
+BASE_TRAINERS = {
+    "detect": detect.DetectionTrainer,
+    "segment": segment.SegmentationTrainer,
+    "pose": pose.PoseTrainer,
+    "obb": obb.OBBTrainer,
+    "classify": classify.ClassificationTrainer,
+}
+
+
+class KeepArchitecture:
+    """Trainer mixin: train the loaded model as it is.
+
+    Stock ultralytics rebuilds the model from model.yaml and copies the tensors whose shapes match, which
+    silently undoes pruning; and resume of a pruned run crashes. Returning the loaded module fixes both.
+    """
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        if not isinstance(weights, nn.Module):
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        for p in weights.parameters():
+            p.requires_grad = True
+        return weights
+
+
+def _keep_architecture_trainer(base: type) -> type:
+    # module-level names so DDP workers (which cloudpickle the trainer class) import them by reference
+    cls = type(f"Slim{base.__name__}", (KeepArchitecture, base), {"__module__": __name__})
+    globals()[cls.__name__] = cls
+    return cls
+
+
+TRAINERS = {task: _keep_architecture_trainer(base) for task, base in BASE_TRAINERS.items()}
+
+
+class SparsityCallback:
+    """Adds the L1 subgradient on prunable BN gammas once per optimizer step, after unscaling and clipping.
+
+    It is a callback object, not trainer state, because ultralytics rebuilds the trainer in each DDP worker from
+    its class, args and callbacks: attributes set on a trainer are lost there, a callback's are not.
+    The hook is an optimizer step pre-hook: it runs inside scaler.step(), i.e. after scaler.unscale_() and
+    clip_grad_norm_(), so neither the AMP loss scale nor the clip (always active on YOLO) shrinks it, and it
+    runs once per step whatever the gradient accumulation.
+    """
+
+    def __init__(self, sr: float, schedule: str = "linear"):
+        self.sr, self.schedule = sr, schedule
+        self._hooked = None
+        self._bns = []
+        self._logged_epoch = -1
+
+    def strength(self, trainer) -> float:
+        return sr_at(self.sr, trainer.epoch, trainer.epochs, self.schedule)
+
+    def on_train_epoch_start(self, trainer) -> None:
+        if self._hooked is not trainer.optimizer:  # first epoch, or ultralytics rebuilt the optimizer
+            self._bns = prunable_bns(unwrap_model(trainer.model))
+            register_l1_hook(trainer.optimizer, self._bns, lambda: self.strength(trainer))
+            self._hooked = trainer.optimizer
+
+    def on_fit_epoch_end(self, trainer) -> None:
+        # the event fires once more after the final validation, with the epoch counter past the end
+        if RANK not in {-1, 0} or trainer.epoch == self._logged_epoch or trainer.epoch >= trainer.epochs:
+            return
+        self._logged_epoch = trainer.epoch
+        stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns)}
+        LOGGER.info(
+            f"sparsity: sr {stats['sr']:.2e}, mean |gamma| {stats['gamma_mean']:.4f}, "
+            f"{stats['gamma_small']:.1%} of {len(self._bns)} prunable BNs' gammas below 1e-2"
+        )
+        _append_csv(Path(trainer.save_dir) / "sparsity.csv", stats)
+
+    def attach(self, model: YOLO) -> None:
+        model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None) -> Path:
+    """Run ultralytics training and return the path of the best checkpoint.
+
+    Args:
+        source: a model yaml (fresh training) or a .pt checkpoint.
+        args: ultralytics training arguments (data, epochs, imgsz, project, name, ...).
+        keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
+    """
+    check_inputs(source, args.get("data"))  # resume (no data given): the run's own dataset
+    model = YOLO(str(source))
+    if sparsity is not None:
+        sparsity.attach(model)
+    trainer = TRAINERS[model.task] if keep_architecture else None
+    model.train(trainer=trainer, **args)
+    best = Path(model.trainer.best)
+    return best if best.exists() else Path(model.trainer.last)
