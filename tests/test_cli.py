@@ -170,3 +170,20 @@ def test_command_applies_the_guard_only_for_an_unconfigured_user(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         assert (home / fonts).is_file() is guarded, name
     assert not (tmp_path / "mine").exists()  # a configured user's config folder is left alone (and --help is quick)
+
+
+def test_bare_asset_name_is_found_in_the_users_weights_dir(installed, tmp_path):
+    """`--weights yolov8n.pt` resolves as in ultralytics: here from the weights_dir of the user's own settings."""
+    config_dir, weights_dir, elsewhere = tmp_path / "cfg", tmp_path / "weights", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"YOLO_CONFIG_DIR": str(config_dir)}
+    settings = f"from ultralytics.utils import SETTINGS; SETTINGS.update(weights_dir={str(weights_dir)!r})"
+    out = subprocess.run([sys.executable, "-c", settings], env={**os.environ, **env}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ultra.save_checkpoint(DetectionModel("yolov8n.yaml", verbose=False), weights_dir / "yolov8n.pt", {}, {})
+    pruned = tmp_path / "pruned.pt"
+    out = run_installed(installed, "prune", "--weights", "yolov8n.pt", "--out", str(pruned), "imgsz=64", cwd=elsewhere,
+                        env=env)
+    assert out.returncode == 0, out.stderr[-3000:]  # offline, a name found nowhere is an error (test_errors)
+    assert pruned.is_file() and not any(elsewhere.iterdir())
