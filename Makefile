@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: pipeline test venv data train sparsity prune finetune val export vis report bench clean
+.PHONY: pipeline test venv data train sparsity prune finetune transfer val export vis report bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): setup.cfg setup.py
 	touch $(STAMP)
 
 # each stage target is the slim command of the same name
-data train sparsity prune finetune val export vis report pipeline: venv
+data train sparsity prune finetune transfer val export vis report pipeline: venv
 	$(PY) -m slim $@ --config $(CONFIG)
 
 bench: venv

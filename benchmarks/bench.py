@@ -28,10 +28,10 @@ from slim.config import Config, ultralytics_args
 from slim.export import export_onnx
 from slim.groups import analyze, prunable_bns
 from slim.latency import compare_latency
-from slim.plan import build_plan
+from slim.plan import PruningPlan, build_plan
 from slim.report import markdown_table
 from slim.sparsity import SMALL_GAMMA, add_bn_l1_grad_, gamma_stats
-from slim.surgery import prune_model
+from slim.surgery import prune_model, silence_
 
 LOG = logging.getLogger("slim")
 SPEED_MODEL, SPEED_RATIO, SPEED_REPEATS, SPEED_TARGET_S = "yolov8s.yaml", 0.5, 5, 5.0
@@ -227,9 +227,22 @@ def sweep(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         rows[tag].update(_val(cfg, path, folder, tag))
     fold = {f"r{round(r * 100)}": rows[f"r{round(r * 100)}"]["mAP50_95"] - rows[f"r{round(r * 100)}-nofold"]["mAP50_95"]
             for r in NOFOLD_RATIOS}
+    fidelity = {tag: _distance_to_silenced(source, weights[tag], cfg.imgsz, keep_beta=tag.endswith("r50"))
+                for tag in ("r50", "r50-nofold")}
     return {"source": str(source), "imgsz": cfg.imgsz, "threads": threads, "runs": LATENCY["small"][0],
-            "rows": _tagged(rows), "fold_beta_gain_mAP50_95": fold, "knee": _knee(rows),
+            "rows": _tagged(rows), "fold_beta_gain_mAP50_95": fold, "knee": _knee(rows), "fidelity": fidelity,
             "plot": str(_plot_sweep(rows, cfg.imgsz, folder / "ratio_sweep.png"))}
+
+
+@torch.no_grad()
+def _distance_to_silenced(source: Path, pruned: Path, imgsz: int, keep_beta: bool) -> float:
+    """Largest output difference between a pruned checkpoint and its source with the removed channels silenced
+    (gamma = 0, and beta = 0 unless keep_beta), relative to the largest output; on uniform noise images."""
+    plan = PruningPlan.from_dict(ultra.load_model(pruned)[1]["slim"]["plan"])
+    silenced = silence_(ultra.load_model(source)[0], plan, keep_beta=keep_beta)
+    x = torch.rand(2, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    want, got = silenced(x)[0], ultra.load_model(pruned)[0](x)[0]  # eval-mode detection output, (B, 4 + nc, A)
+    return float((got - want).abs().max() / want.abs().max())
 
 
 def _knee(rows: dict) -> dict:
@@ -567,7 +580,10 @@ def _render_sweep(s: dict) -> str:
             f"of {s['runs']} runs, interleaved; mAP right after pruning, no finetuning. The knee (the largest ratio "
             f"within {k['drop']:g} mAP50-95 of the unpruned model): ratio {k['ratio']:g}, {k['gflops']:.3f} GFLOPs "
             f"= {k['gflops_fraction']:.1%} of the unpruned model's, mAP50-95 {k['mAP50_95']:.3f} vs "
-            f"{k['unpruned_mAP50_95']:.3f}. fold_beta buys (mAP50-95, fold on minus off): {fold}.\n\n"
+            f"{k['unpruned_mAP50_95']:.3f}. fold_beta buys (mAP50-95, fold on minus off): {fold}. Largest output "
+            f"difference, relative to the output's largest value: r50 vs the sparse model with the removed channels' "
+            f"gamma zeroed, {s['fidelity']['r50']:.1e}; r50-nofold vs gamma and beta zeroed, "
+            f"{s['fidelity']['r50-nofold']:.1e}.\n\n"
             + markdown_table(s["rows"], cols + MAP_COLUMNS))
 
 

@@ -1,4 +1,4 @@
-"""`python scripts/export.py [flags] [key=value ...]` is `slim export`: same flags, same config (see `slim export --help`)."""
+"""`python scripts/export.py` is `slim export`: the same flags and config (`slim export --help`)."""
 
 import sys
 

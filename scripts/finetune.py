@@ -1,4 +1,4 @@
-"""`python scripts/finetune.py [flags] [key=value ...]` is `slim finetune`: same flags, same config (see `slim finetune --help`)."""
+"""`python scripts/finetune.py` is `slim finetune`: the same flags and config (`slim finetune --help`)."""
 
 import sys
 

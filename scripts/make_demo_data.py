@@ -1,4 +1,4 @@
-"""`python scripts/make_demo_data.py [flags] [key=value ...]` is `slim data`: same flags, same config (see `slim data --help`)."""
+"""`python scripts/make_demo_data.py` is `slim data`: the same flags and config (`slim data --help`)."""
 
 import sys
 

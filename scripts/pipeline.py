@@ -1,4 +1,4 @@
-"""`python scripts/pipeline.py [flags] [key=value ...]` is `slim pipeline`: same flags, same config (see `slim pipeline --help`)."""
+"""`python scripts/pipeline.py` is `slim pipeline`: the same flags and config (`slim pipeline --help`)."""
 
 import sys
 

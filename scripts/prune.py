@@ -1,4 +1,4 @@
-"""`python scripts/prune.py [flags] [key=value ...]` is `slim prune`: same flags, same config (see `slim prune --help`)."""
+"""`python scripts/prune.py` is `slim prune`: the same flags and config (`slim prune --help`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python scripts/report.py [flags] [key=value ...]` is `slim report`: same flags, same config (see `slim report --help`)."""
+"""`python scripts/report.py` is `slim report`: the same flags and config (`slim report --help`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python scripts/train.py [flags] [key=value ...]` is `slim train`: same flags, same config (see `slim train --help`)."""
+"""`python scripts/train.py` is `slim train`: the same flags and config (`slim train --help`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python scripts/train_sparsity.py [flags] [key=value ...]` is `slim sparsity`: same flags, same config (see `slim sparsity --help`)."""
+"""`python scripts/train_sparsity.py` is `slim sparsity`: the same flags and config (`slim sparsity --help`)."""
 
 import sys
 

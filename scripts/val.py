@@ -1,4 +1,4 @@
-"""`python scripts/val.py [flags] [key=value ...]` is `slim val`: same flags, same config (see `slim val --help`)."""
+"""`python scripts/val.py` is `slim val`: the same flags and config (`slim val --help`)."""
 
 import sys
 

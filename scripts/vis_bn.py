@@ -1,4 +1,4 @@
-"""`python scripts/vis_bn.py [flags] [key=value ...]` is `slim vis`: same flags, same config (see `slim vis --help`)."""
+"""`python scripts/vis_bn.py` is `slim vis`: the same flags and config (`slim vis --help`)."""
 
 import sys
 

@@ -139,6 +139,20 @@ def finetune(argv: list) -> None:
     print(f"finetune: {stages.finetune(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
+@command("transfer")
+def transfer(argv: list) -> None:
+    """Carry the pruned model to a dataset with other classes (only the head's class outputs are rebuilt)."""
+    p = parser("slim transfer", transfer.__doc__)
+    p.add_argument("--weights", help="pruned checkpoint (default: the prune stage's pruned.pt)")
+    p.add_argument("--data", help="dataset to transfer to (transfer.data; demo-other = the built-in one)")
+    p.add_argument("--epochs", help="finetuning epochs")
+    args = p.parse_args(argv)
+    from slim import stages
+
+    cfg = load(args, "transfer", {"transfer.data": args.data, "finetune.epochs": args.epochs})
+    print(f"transfer: {stages.transfer(cfg, args.weights, exist_ok=args.exist_ok)}")
+
+
 @command("val")
 def val(argv: list) -> None:
     """Validate a model; prints and writes runs/<name>/val/<tag>.json."""

@@ -77,12 +77,18 @@ class ExportConfig:
     int8_exclude: list[str] = field(default_factory=list)
 
 
+@dataclass
+class TransferConfig:
+    data: str | None = None
+
+
 SECTIONS = {
     "demo": DemoConfig,
     "train": TrainConfig,
     "sparsity": SparsityConfig,
     "prune": PruneConfig,
     "finetune": FinetuneConfig,
+    "transfer": TransferConfig,
     "val": ValConfig,
     "export": ExportConfig,
 }
@@ -102,6 +108,7 @@ class Config:
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     val: ValConfig = field(default_factory=ValConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 

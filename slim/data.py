@@ -16,12 +16,14 @@ from tqdm import tqdm
 from slim.errors import SlimError, UsageError
 
 CLASSES = ("ellipse", "rectangle", "triangle", "cross", "star")
+OTHER_CLASSES = ("hexagon", "diamond", "arrow")  # a second set, none of the first's shapes: for transfer learning
 GENERATOR = "slim.data shapes v3"  # bump when the drawing changes, so old folders are not taken as current
 STAMP = "slim_demo.json"
 YAML = "data.yaml"
 
 
-def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Path:
+def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: int = 0,
+                      classes: tuple = CLASSES) -> Path:
     """Generate the demo dataset in `root` unless it is already there, and return its yaml.
 
     Args:
@@ -30,6 +32,7 @@ def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: in
         n_val: number of validation images.
         imgsz: side of the square images in pixels.
         seed: every image and label follows from (seed, split, index).
+        classes: the shape names to draw, from CLASSES and OTHER_CLASSES; class i of the labels is classes[i].
 
     Returns:
         The absolute path of data.yaml.
@@ -42,8 +45,13 @@ def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: in
         raise UsageError(f"need at least one train and one val image, got n_train={n_train} n_val={n_val}")
     if imgsz < 32:
         raise UsageError(f"imgsz must be at least 32 pixels, got {imgsz}")
+    unknown = [c for c in classes if c not in CLASSES + OTHER_CLASSES]
+    if unknown or not classes:
+        raise UsageError(f"demo classes must be names from {CLASSES + OTHER_CLASSES}, got {list(classes)}")
     root = Path(root).absolute()
     args = {"generator": GENERATOR, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+    if tuple(classes) != CLASSES:  # only then: stamps of default sets written before this option stay valid
+        args["classes"] = list(classes)
     if _is_complete(root, args):
         return root / YAML
     _check_replaceable(root)
@@ -83,7 +91,8 @@ def _is_complete(root: Path, args: dict) -> bool:
 
 
 def _describe(args: dict) -> str:
-    return " ".join(f"{k}={args.get(k)}" for k in ("n_train", "n_val", "imgsz", "seed", "generator"))
+    keys = ("n_train", "n_val", "imgsz", "seed", "classes", "generator")
+    return " ".join(f"{k}={args[k]}" for k in keys if k in args)
 
 
 def _check_replaceable(root: Path) -> None:
@@ -135,7 +144,7 @@ def _write_dataset(tmp: Path, root: Path, args: dict) -> None:
     with tqdm(total=total, desc=f"demo data {root.name}", unit="img", delay=1.0, leave=False) as bar:
         for split in ("train", "val"):
             _write_split(tmp, split, args, bar)
-    data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(CLASSES))}
+    data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(_classes(args)))}
     (tmp / YAML).write_text(f"# slim demo dataset: {_describe(args)}\n" + yaml.safe_dump(data, sort_keys=False))
     (tmp / STAMP).write_text(json.dumps(args, indent=1) + "\n")
 
@@ -147,7 +156,7 @@ def _write_split(tmp: Path, split: str, args: dict, bar: tqdm) -> None:
     # one independent stream per image, so an image does not depend on how many came before it
     seeds = np.random.SeedSequence([args["seed"], 0 if split == "train" else 1]).spawn(args[f"n_{split}"])
     for i, ss in enumerate(seeds):
-        image, labels = draw_image(np.random.default_rng(ss), args["imgsz"])
+        image, labels = draw_image(np.random.default_rng(ss), args["imgsz"], _classes(args))
         stem = f"{split}_{i:05d}"
         cv2.imwrite(str(tmp / "images" / split / f"{stem}.png"), image)
         lines = "".join(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in labels)
@@ -155,8 +164,12 @@ def _write_split(tmp: Path, split: str, args: dict, bar: tqdm) -> None:
         bar.update()
 
 
-def draw_image(rng: np.random.Generator, imgsz: int):
-    """Draw one image: background clutter, 1-5 non-overlapping shapes, a few strokes on top.
+def _classes(args: dict) -> tuple:
+    return tuple(args.get("classes", CLASSES))
+
+
+def draw_image(rng: np.random.Generator, imgsz: int, classes: tuple = CLASSES):
+    """Draw one image: background clutter, 1-5 non-overlapping shapes of `classes`, a few strokes on top.
 
     Returns:
         image: (imgsz, imgsz, 3) uint8 BGR.
@@ -167,8 +180,8 @@ def draw_image(rng: np.random.Generator, imgsz: int):
     _splats(rng, image, int(rng.integers(0, 3)))
     boxes, labels = [], []
     for _ in range(int(rng.integers(1, 6))):
-        cls = int(rng.integers(len(CLASSES)))
-        points = _place(rng, _shape(cls, rng), imgsz, boxes)
+        cls = int(rng.integers(len(classes)))
+        points = _place(rng, _shape(classes[cls], rng), imgsz, boxes)
         if points is None:
             continue  # no free spot left: fewer objects rather than overlapping labels
         x0, y0 = points.min(0)
@@ -216,23 +229,30 @@ def _splats(rng: np.random.Generator, image: np.ndarray, n: int) -> None:
         cv2.fillPoly(image, [points.astype(np.int32)], color, cv2.LINE_AA)
 
 
-def _shape(cls: int, rng: np.random.Generator) -> np.ndarray:
-    """Outline of class `cls` in a unit frame centred on 0, stretched and rotated at random: (k, 2)."""
-    if cls == 0:  # ellipse
+def _shape(name: str, rng: np.random.Generator) -> np.ndarray:
+    """Outline of shape `name` in a unit frame centred on 0, stretched and rotated at random: (k, 2)."""
+    if name == "ellipse":
         t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
         points = np.stack([np.cos(t), np.sin(t)], 1)
-    elif cls == 1:  # rectangle
+    elif name == "rectangle":
         points = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
-    elif cls == 2:  # triangle, apex up
+    elif name == "triangle":  # apex up
         points = np.array([[0, -1], [1, 1], [-1, 1]], float)
-    elif cls == 3:  # plus-shaped cross, arms a third of the width
+    elif name == "cross":  # plus-shaped, arms a third of the width
         a = 1 / 3
         points = np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a], [a, 1], [-a, 1],
                            [-a, a], [-1, a], [-1, -a], [-a, -a]], float)  # fmt: skip
-    else:  # five-pointed star
+    elif name == "star":  # five-pointed
         t = -np.pi / 2 + np.arange(10) * np.pi / 5
         r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
         points = np.stack([r * np.cos(t), r * np.sin(t)], 1)
+    elif name == "hexagon":
+        t = np.arange(6) * np.pi / 3
+        points = np.stack([np.cos(t), np.sin(t)], 1)
+    elif name == "diamond":  # a square on its corner
+        points = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], float)
+    else:  # arrow pointing right: a shaft and a triangular tip
+        points = np.array([[-1, -0.3], [0.2, -0.3], [0.2, -0.8], [1, 0], [0.2, 0.8], [0.2, 0.3], [-1, 0.3]], float)
     aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
     points = points * [np.sqrt(aspect), 1 / np.sqrt(aspect)]
     angle = rng.uniform(-np.pi / 12, np.pi / 12)  # small tilt: the silhouettes stay distinct

@@ -22,7 +22,7 @@ LATENCY_RUNS = 50
 
 
 def run(cfg: Config, config_path: str, exist_ok: bool = False) -> Path:
-    """Run train -> sparsity -> prune -> finetune, then val, export and the report. Returns REPORT.md."""
+    """Run train -> sparsity -> prune -> finetune (-> transfer), then val, export and the report. Returns REPORT.md."""
     stages.resolve_data(cfg)
     steps = {
         "train": lambda: stages.train(cfg, exist_ok=True),
@@ -30,6 +30,8 @@ def run(cfg: Config, config_path: str, exist_ok: bool = False) -> Path:
         "prune": lambda: _prune(cfg),
         "finetune": lambda: stages.finetune(cfg, exist_ok=True),
     }
+    if cfg.transfer.data:
+        steps["transfer"] = lambda: stages.transfer(cfg, exist_ok=True)
     for stage, step in steps.items():
         out = stages.output_of(cfg, stage)
         if out.exists() and not exist_ok:
@@ -61,11 +63,16 @@ def report(cfg: Config, config_path: str) -> Path:
     latency = compare_latency(onnx, cfg.imgsz, runs=LATENCY_RUNS, warmup=10)
     for tag, timing in latency.items():
         rows[tag].update(latency_ms=timing["median_ms"], latency_ratio=timing["median_ms"] / latency["baseline"]["median_ms"])
+    if cfg.transfer.data:  # validated on its own dataset; not in the latency comparison
+        rows["transferred"] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"), "transferred")
     images = _plots(cfg, weights)
     threads = latency["baseline"]["threads"]
     notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "
              f"{LATENCY_RUNS} runs after warm-up, all models interleaved in one process.",
              "int8 rows: ONNX Runtime static quantization (QDQ, per-channel), validated through ultralytics' ONNX path."]
+    if cfg.transfer.data:
+        notes.append(f"transferred: the pruned model finetuned onto {cfg.transfer.data} (its own classes), "
+                     "validated there.")
     commands = ["make pipeline" if config_path in ("default", "configs/default.yaml") else f"slim pipeline --config {config_path}"]
     out = Path(cfg.project) / cfg.name / "REPORT.md"
     return write_report(out, f"slim report: {cfg.name}", list(rows.values()), images, commands, notes)

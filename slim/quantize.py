@@ -150,7 +150,7 @@ def calibration_images(data_yaml: Path, count: int) -> list[Path]:
     The images are sorted and `count` of them taken evenly spaced, so every part of the split is seen.
 
     Args:
-        data_yaml: dataset yaml.
+        data_yaml: dataset yaml, or a classification image folder (its train/ subfolder is used).
         count: how many images; fewer when the split has fewer.
 
     Returns:
@@ -169,7 +169,9 @@ def calibration_images(data_yaml: Path, count: int) -> list[Path]:
 
 
 def _train_images(data_yaml: Path) -> list[Path]:
-    """Every image file the train split of `data_yaml` names."""
+    """Every image file the train split of `data_yaml` names; for a classification folder, those under train/."""
+    if data_yaml.is_dir():
+        return _images_in(data_yaml / "train")
     if not data_yaml.is_file():
         raise SlimError(f"dataset yaml {data_yaml} not found: pass an ultralytics dataset yaml")
     data = yaml.safe_load(data_yaml.read_text()) or {}

@@ -1,11 +1,13 @@
 """The training and pruning stages: each finds its input in the previous stage's folder and writes its own.
 
 Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
-finetune/weights/best.pt. Any stage can instead be pointed at a user's own file with `weights`.
+finetune/weights/best.pt, and prune/pruned.pt -> transfer/weights/best.pt (finetuned onto transfer.data).
+Any stage can instead be pointed at a user's own file with `weights`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +16,7 @@ from torch import nn
 
 from slim import ultra
 from slim.config import Config, dump_config, ultralytics_args
-from slim.data import GENERATOR, make_demo_dataset
+from slim.data import CLASSES, GENERATOR, OTHER_CLASSES, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.plan import build_plan
@@ -27,8 +29,10 @@ OUTPUTS = {
     "sparsity": "weights/last.pt",
     "prune": "pruned.pt",
     "finetune": "weights/best.pt",
+    "transfer": "weights/best.pt",
 }
-PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune"}
+PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
+DEMOS = {"demo": CLASSES, "demo-other": OTHER_CLASSES}  # built-in generated datasets by `data:` name
 
 
 def output_of(cfg: Config, stage: str) -> Path:
@@ -65,15 +69,15 @@ def refuse_earlier_run(cfg: Config, stage: str, exist_ok: bool) -> Path:
 
 
 def resolve_data(cfg: Config) -> str:
-    """The dataset yaml: the built-in demo set (generated once, then reused) or the user's file."""
-    if cfg.data != "demo":
+    """The dataset yaml: a built-in demo set (generated once, then reused) or the user's file."""
+    if cfg.data not in DEMOS:
         if not Path(cfg.data).exists():
             raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
         return cfg.data
     d = cfg.demo
     version = GENERATOR.split()[-1]  # in the name, so a newer generator makes a new folder instead of an error
-    root = Path(cfg.project) / "demo_data" / f"demo-{version}-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
-    return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed))
+    root = Path(cfg.project) / "demo_data" / f"{cfg.data}-{version}-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
+    return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed, DEMOS[cfg.data]))
 
 
 def _ultra_args(cfg: Config, stage: str) -> dict:
@@ -103,17 +107,38 @@ def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
 
 
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
-    """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one)."""
+    """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one).
+
+    A dataset with another class count is accepted: only the head's class outputs are rebuilt for it (transfer).
+    """
     if resume:
         last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
         return ultra.train(last, {"resume": True}, keep_architecture=True)
     source = input_for(cfg, "finetune", weights)
     refuse_earlier_run(cfg, "finetune", exist_ok)
     args = _ultra_args(cfg, "finetune")
-    ultra.check_inputs(source, args["data"])
+    ultra.check_inputs(source, args["data"], new_classes=True)
     claim(cfg, "finetune", exist_ok)
-    ultra.train(source, args, keep_architecture=True)
+    ultra.train(source, args, keep_architecture=True, new_classes=True)
     return output_of(cfg, "finetune")
+
+
+def transfer_config(cfg: Config) -> Config:
+    """The experiment as seen from the transfer stage and its val/export: the same, on transfer.data."""
+    if not cfg.transfer.data:
+        raise UsageError("transfer.data is not set: pass transfer.data=<dataset yaml> or transfer.data=demo-other")
+    return dataclasses.replace(cfg, data=cfg.transfer.data)
+
+
+def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
+    """Finetune the pruned model onto transfer.data with the finetune settings; its class outputs are rebuilt."""
+    source = input_for(cfg, "transfer", weights)
+    refuse_earlier_run(cfg, "transfer", exist_ok)
+    args = {**_ultra_args(transfer_config(cfg), "finetune"), "name": "transfer"}
+    ultra.check_inputs(source, args["data"], new_classes=True)
+    claim(cfg, "transfer", exist_ok)
+    ultra.train(source, args, keep_architecture=True, new_classes=True)
+    return output_of(cfg, "transfer")
 
 
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):

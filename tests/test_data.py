@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import slim.data
-from slim.data import CLASSES, GENERATOR, STAMP, make_demo_dataset
+from slim.data import CLASSES, GENERATOR, OTHER_CLASSES, STAMP, make_demo_dataset
 from slim.errors import UsageError
 
 ARGS = dict(n_train=8, n_val=4, imgsz=64, seed=0)
@@ -116,11 +116,11 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     calls = []
     draw = slim.data.draw_image
 
-    def draw_then_die(rng, imgsz):
+    def draw_then_die(rng, imgsz, classes):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return draw(rng, imgsz)
+        return draw(rng, imgsz, classes)
 
     monkeypatch.setattr(slim.data, "draw_image", draw_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -174,3 +174,18 @@ def test_script_prints_the_yaml_path_and_reports_bad_sizes_in_one_line(tmp_path)
     bad = subprocess.run(script + [f"project={tmp_path}", "demo.n_train=0"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_other_classes_make_a_separate_labelled_set(tmp_path):
+    """The transfer set: its own class names and labels, and the default set's images are unchanged by the option."""
+    default = make_demo_dataset(tmp_path / "a", n_train=3, n_val=2, imgsz=64)
+    again = make_demo_dataset(tmp_path / "b", n_train=3, n_val=2, imgsz=64, classes=CLASSES)
+    other = make_demo_dataset(tmp_path / "c", n_train=3, n_val=2, imgsz=64, classes=OTHER_CLASSES)
+    assert yaml.safe_load(other.read_text())["names"] == dict(enumerate(OTHER_CLASSES))
+    assert not set(CLASSES) & set(OTHER_CLASSES)
+    labels = [line.split()[0] for f in (tmp_path / "c" / "labels").rglob("*.txt") for line in f.read_text().splitlines()]
+    assert labels and {int(c) for c in labels} <= set(range(len(OTHER_CLASSES)))
+    for f in (tmp_path / "a" / "images" / "train").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / "images" / "train" / f.name).read_bytes()
+    with pytest.raises(UsageError, match="demo classes"):
+        make_demo_dataset(tmp_path / "d", n_train=3, n_val=2, imgsz=64, classes=("blob",))

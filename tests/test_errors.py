@@ -209,7 +209,8 @@ CASES = {
     "missing dataset yaml": ("train.py", "data=/nope.yaml", 1, "'/nope.yaml' does not exist", "set data:"),
     "missing train images": ("train.py", "data=no_train_images.yaml", 1, "train images", "do not exist"),
     "missing val images": ("val.py", "--weights", "yolo.pt", "data=no_val_images.yaml", 1, "images not found"),
-    "class count differs, finetune": ("finetune.py", "--weights", "yolo.pt", "data=demo/data.yaml", 1,
+    # finetune accepts another class count (transfer, tests/test_transfer.py); sparsity training does not
+    "class count differs, sparsity": ("train_sparsity.py", "--weights", "yolo.pt", "data=demo/data.yaml", 1,
                                       "has 5 classes but the model has 80"),
     "class count differs, val": ("val.py", "--weights", "yolo.pt", "data=demo/data.yaml", 1,
                                  "has 5 classes but the model has 80"),

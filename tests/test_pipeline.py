@@ -12,7 +12,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.epochs=1", "sparsity.epochs=1",
-        "finetune.epochs=1", "export.calib_images=4", "prune.ratio=0.5"]
+        "finetune.epochs=1", "export.calib_images=4", "prune.ratio=0.5",
+        "transfer.data=demo-other"]
 
 # Loaded by Python at start-up (sitecustomize) in the pipeline's process: records every outbound connection
 # attempt to a non-loopback address. Test-only; slim itself never touches sockets.
@@ -71,7 +72,7 @@ def test_every_stage_wrote_its_output(pipeline_run):
                  "prune/pruned.plan.json", "finetune/weights/best.pt", "export/finetuned.onnx",
                  "export/finetuned-int8.onnx", "vis/gamma_hist.png", "vis/gamma_layers.png", "REPORT.md"]:
         assert (run / path).is_file(), path
-    for stage in ["train", "sparsity", "prune", "finetune"]:
+    for stage in ["train", "sparsity", "prune", "finetune", "transfer"]:
         assert (run / stage / "config.yaml").is_file()
 
 
@@ -85,6 +86,8 @@ def test_pruned_is_smaller_and_finetune_kept_it(pipeline_run):
     sparse, pruned = _params(run / "sparsity/weights/last.pt"), _params(run / "prune/pruned.pt")
     assert pruned < 0.8 * sparse
     assert _params(run / "finetune/weights/best.pt") == pruned
+    transferred = torch.load(run / "transfer/weights/best.pt", weights_only=False)["model"]
+    assert list(transferred.names.values()) == ["hexagon", "diamond", "arrow"] and transferred.model[-1].nc == 3
     assert (run / "prune/pruned.pt").stat().st_size < (run / "sparsity/weights/last.pt").stat().st_size
 
 
@@ -99,7 +102,7 @@ def test_val_fields_are_the_same_for_every_model(pipeline_run):
 def test_report_has_a_row_per_model_and_its_pictures(pipeline_run):
     _, run = pipeline_run
     report = (run / "REPORT.md").read_text()
-    for tag in ("baseline", "sparse", "pruned", "finetuned", "finetuned-int8"):
+    for tag in ("baseline", "sparse", "pruned", "finetuned", "finetuned-int8", "transferred"):
         assert f"| {tag} |" in report
     assert "gamma_hist.png" in report and "slim pipeline --config " in report  # how to rebuild it
 

@@ -1,6 +1,7 @@
 """INT8 static quantization and calibration image selection (slim/quantize.py)."""
 
 import hashlib
+import shutil
 
 import cv2
 import numpy as np
@@ -183,3 +184,32 @@ def test_letterbox_matches_ultralytics_inference_layout(tmp_path):
     assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
     assert np.allclose(x[0, :, 0, :], 114 / 255)  # 80x40 -> 64x32, padded 16 rows above and below with 114
     assert np.allclose(x[0, :, 32, :], [[0.0], [0.0], [1.0]])  # RGB order: blue is the last channel
+
+
+# the task's own metric in ultralytics' ONNX validation, beside the box mAP where there is one
+TASK_METRIC = {"segment": "seg_mAP50_95", "pose": "pose_mAP50_95", "obb": "mAP50_95", "classify": "top1"}
+
+
+@pytest.mark.parametrize("task", list(TASK_METRIC))
+def test_int8_export_and_onnx_validation_for_every_task(task, tiny_data, tmp_path):
+    """export --int8 (deploy.export) and the int8 file validated through ultralytics' ONNX path, per task."""
+    from slim import deploy, ultra
+    from slim.config import load_config
+    from tests.test_tasks import DATASETS, MODELS
+
+    data = DATASETS[task](tiny_data, tmp_path / "data")
+    if task == "pose":  # the yaml's 17 keypoints would not match the set's 1: let the trainer build the model
+        args = dict(data=str(data), imgsz=64, epochs=1, batch=8, workers=0, plots=False, device="cpu",
+                    project=str(tmp_path), name="t", exist_ok=True, verbose=False)
+        shutil.copy(ultra.train(MODELS[task], args, keep_architecture=False), tmp_path / "m.pt")
+    else:
+        yolo = YOLO(MODELS[task])
+        ultra.adapt_classes_(yolo.model, ultra.read_dataset(str(data), task)["names"])  # 80 (1000) -> the set's
+        yolo.save(str(tmp_path / "m.pt"))
+    cfg = load_config(None, [f"data={data}", "imgsz=64", f"project={tmp_path / 'runs'}", "export.calib_images=4",
+                             "val.batch=4"])
+    out = deploy.export(cfg, tmp_path / "m.pt", int8=True)
+    ops = {n.op_type for n in onnx.load(str(out["int8"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    result = deploy.val_onnx(cfg, out["int8"], "m-int8")
+    assert 0 <= result[TASK_METRIC[task]] <= 1

@@ -2,7 +2,7 @@
 
 checkpoints  find, load, diagnose and save ultralytics checkpoints (atomically)
 datasets     read a dataset with ultralytics' checks; classes agree with the model
-trainers     trainers that keep a pruned architecture; the sparsity callback; train()
+trainers     trainers that keep a pruned architecture; the sparsity callback; new classes; train()
 validation   validate a checkpoint or an ONNX file; params and GFLOPs
 
 Callers use the names below (`ultra.load_model`), not the submodules.
@@ -10,11 +10,11 @@ Callers use the names below (`ultra.load_model`), not the submodules.
 
 from slim.ultra.checkpoints import check_weights_file, load_model, save_checkpoint, write_atomic
 from slim.ultra.datasets import check_classes, check_inputs, read_dataset
-from slim.ultra.trainers import BASE_TRAINERS, TRAINERS, KeepArchitecture, SparsityCallback, train
+from slim.ultra.trainers import BASE_TRAINERS, TRAINERS, KeepArchitecture, SparsityCallback, adapt_classes_, train
 from slim.ultra.validation import model_size, validate, validate_onnx
 
 __all__ = [
-    "BASE_TRAINERS", "TRAINERS", "KeepArchitecture", "SparsityCallback", "check_classes", "check_inputs",
+    "BASE_TRAINERS", "TRAINERS", "KeepArchitecture", "SparsityCallback", "adapt_classes_", "check_classes", "check_inputs",
     "check_weights_file", "load_model", "model_size", "read_dataset", "save_checkpoint", "train", "validate",
     "validate_onnx", "write_atomic",
 ]

@@ -13,19 +13,24 @@ from slim.errors import SlimError
 from slim.ultra.checkpoints import load_model
 
 
-def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val")) -> None:
+def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val"), new_classes: bool = False) -> None:
     """Fail before a stage writes anything: the model loads, the dataset reads, and their classes agree.
 
     Args:
         source: a model yaml (fresh training: the dataset sets the classes) or a .pt checkpoint.
         data: the dataset yaml (or classification folder); None means the checkpoint's own (resume).
         splits: the dataset splits whose images must exist.
+        new_classes: accept a dataset with another class count (the head's class outputs get rebuilt).
     """
     if str(source).endswith((".yaml", ".yml")):
         read_dataset(data, guess_model_task(_model_yaml(source)), splits)
         return
     model, ckpt = load_model(source)
-    check_classes(model, data or ckpt.get("train_args", {}).get("data"), splits)
+    data = data or ckpt.get("train_args", {}).get("data")
+    if new_classes:
+        read_dataset(data, model.task, splits)
+    else:
+        check_classes(model, data, splits)
 
 
 def _model_yaml(source: str | Path) -> dict:
@@ -69,5 +74,6 @@ def check_classes(model: nn.Module, data: str, splits: tuple = ("val",)) -> None
     nc = len(model.names) if isinstance(getattr(model, "names", None), (dict, list)) else None
     if nc is not None and info["nc"] != nc:
         raise SlimError(
-            f"dataset '{data}' has {info['nc']} classes but the model has {nc}; use a dataset with the model's classes"
+            f"dataset '{data}' has {info['nc']} classes but the model has {nc}; use a dataset with the model's classes, "
+            "or finetune onto it (slim finetune) to rebuild the head for its classes"
         )

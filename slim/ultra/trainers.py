@@ -15,8 +15,9 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from slim.groups import prunable_bns
+from slim.heads import rebuild_class_outputs_
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
-from slim.ultra.datasets import check_inputs
+from slim.ultra.datasets import check_inputs, read_dataset
 
 BASE_TRAINERS = {
     "detect": detect.DetectionTrainer,
@@ -103,16 +104,47 @@ def _append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None) -> Path:
+def adapt_classes_(model: nn.Module, names: dict) -> str | None:
+    """Fit a model to a dataset with another class count, in place: only the head's class outputs are rebuilt.
+
+    The body and every other head layer keep their (pruned) widths and weights; the names, the class count
+    and the loss (built lazily from the head's nc by ultralytics) follow the dataset.
+
+    Returns:
+        One line saying what was rebuilt, or None when the class count already matches (nothing changes).
+    """
+    old = len(model.names) if isinstance(getattr(model, "names", None), (dict, list)) else model.model[-1].nc
+    if old == len(names):
+        return None
+    head = model.model[-1]
+    before = sum(p.numel() for p in head.parameters())
+    rebuilt = rebuild_class_outputs_(head, len(names))
+    model.names = dict(names)
+    model.nc = len(names)
+    if isinstance(getattr(model, "yaml", None), dict):
+        model.yaml["nc"] = len(names)
+    model.criterion = None  # a cached loss holds the old class count
+    change = sum(p.numel() for p in head.parameters()) - before
+    return (f"classes: the model has {old}, the dataset {len(names)}: rebuilt the {type(head).__name__} head's class "
+            f"outputs ({', '.join(rebuilt)}; {change:+d} parameters), every other layer kept as it is")
+
+
+def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None,
+          new_classes: bool = False) -> Path:
     """Run ultralytics training and return the path of the best checkpoint.
 
     Args:
         source: a model yaml (fresh training) or a .pt checkpoint.
         args: ultralytics training arguments (data, epochs, imgsz, project, name, ...).
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
+        new_classes: a checkpoint may go to a dataset with another class count: its class outputs are rebuilt.
     """
-    check_inputs(source, args.get("data"))  # resume (no data given): the run's own dataset
+    check_inputs(source, args.get("data"), new_classes=new_classes)  # resume (no data given): the run's own dataset
     model = YOLO(str(source))
+    if new_classes and model.ckpt:
+        message = adapt_classes_(model.model, read_dataset(args["data"], model.task, ())["names"])
+        if message:
+            LOGGER.info(message)
     if sparsity is not None:
         sparsity.attach(model)
     trainer = TRAINERS[model.task] if keep_architecture else None

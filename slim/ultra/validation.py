@@ -38,4 +38,8 @@ def _metric_fields(metrics) -> dict:
         box = metrics.box
         fields = {"precision": float(box.mp), "recall": float(box.mr), "mAP50": float(box.map50),
                   "mAP50_95": float(box.map)}
+        for kind in ("seg", "pose"):  # the task's own metric beside the box one: mask mAP, keypoint (OKS) mAP
+            part = getattr(metrics, kind, None)
+            if part is not None:
+                fields.update({f"{kind}_mAP50": float(part.map50), f"{kind}_mAP50_95": float(part.map)})
     return {**fields, "speed_ms": {k: round(float(v), 3) for k, v in metrics.speed.items()}}

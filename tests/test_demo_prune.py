@@ -1,0 +1,44 @@
+"""The demo, for real: a trained, sparsity-trained YOLOv8n loses (almost) nothing when pruned at 0.5.
+
+This is the check that a pruned model is usable straight out of the cut, on real gammas, through the scripts a
+user runs. It trains for about two minutes on 2 CPU cores: the slowest test in the suite, and the one that would
+have caught pruned checkpoints whose kept betas were rewritten (mAP50-95 0.613 -> 0.305 on the full demo).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# A smaller demo than make pipeline's (measured here: sparse mAP50-95 about 0.45, 2-3 minutes in all)
+DEMO = ["demo.n_train=200", "demo.n_val=60", "train.epochs=8", "sparsity.epochs=5", "sparsity.sr=0.05",
+        "finetune.epochs=1"]
+MAX_DROP = 0.01  # mAP50-95 right after pruning at 0.5, below the sparse model's (the issue's bar)
+
+
+def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(cwd / "cfg")}
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--config", str(ROOT / "configs/default.yaml"),
+                          f"project={cwd / 'runs'}", *DEMO, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=1800)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_pruning_the_sparse_demo_at_half_costs_at_most_a_point(tmp_path):
+    for script in ("train.py", "train_sparsity.py"):
+        _run(script, cwd=tmp_path)
+    _run("prune.py", "--prune-ratio", "0.5", cwd=tmp_path)
+    run = tmp_path / "runs" / "demo"
+    for weights in (run / "sparsity/weights/last.pt", run / "prune/pruned.pt"):
+        _run("val.py", "--weights", str(weights), cwd=tmp_path)
+    sparse = json.loads((run / "val" / "sparsity.json").read_text())
+    pruned = json.loads((run / "val" / "pruned.json").read_text())
+    assert sparse["mAP50_95"] > 0.2  # the model learned something, so the comparison below can fail
+    assert pruned["gflops"] < 0.8 * sparse["gflops"]
+    assert pruned["mAP50_95"] >= sparse["mAP50_95"] - MAX_DROP, (sparse["mAP50_95"], pruned["mAP50_95"])
