@@ -29,5 +29,7 @@ bench: venv
 test: venv
 	$(PY) -m pytest -q
 
+# the demo's outputs only (configs/default.yaml: runs/demo, and the Torch-Pruning comparison's runs/demo_vs_tp);
+# other experiments under runs/ and the generated demo images (runs/demo_data, an input) stay
 clean:
-	rm -rf runs
+	rm -rf runs/demo runs/demo_vs_tp

@@ -6,6 +6,7 @@ Each section (SECTIONS) returns plain data; run() adds the command, date, machin
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -27,6 +28,7 @@ from slim import stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.export import export_onnx
 from slim.groups import analyze, prunable_bns
+from slim.io import write_atomic, write_json, write_text
 from slim.latency import compare_latency
 from slim.plan import PruningPlan, build_plan
 from slim.report import markdown_table
@@ -44,6 +46,7 @@ NOFOLD_RATIOS = (0.5, 0.8)  # each also pruned with fold_beta off, to measure wh
 KNEE_DROP = 0.01  # the knee: the largest ratio whose mAP50-95 right after pruning is within this of the sparse model's
 RECOVERY_GFLOPS = (0.25, 0.12)  # finetuned beside the knee: the ratios that reach these fractions of the GFLOPs
 RECOVERY_TARGET = 0.99  # finetuned mAP50-95 at the knee, as a fraction of the equal-epoch dense control's
+CONVERGED_GAIN = 0.005  # a baseline has converged when its last 10% of epochs add less than this mAP50-95
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
 OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
 LATENCY = {"small": (100, 10), "640": (30, 5)}  # (timed runs, warm-up runs) per model
@@ -67,9 +70,9 @@ def run(cfg: Config, command: str, only: list[str] | None = None, exist_ok: bool
                  "wall_s": round(time.perf_counter() - t0, 1), **figures}
         # read again just before writing: another bench process may have finished a section meanwhile
         results = {**_read_json(folder / "bench.json"), name: entry}
-        ultra.write_atomic(folder / "bench.json", lambda f: f.write(json.dumps(results, indent=1).encode()))
+        write_json(folder / "bench.json", results)
     text = render(results)
-    return ultra.write_atomic(folder / "BENCH.md", lambda f: f.write(text.encode()))
+    return write_text(folder / "BENCH.md", text)
 
 
 def describe_machine() -> dict:
@@ -203,7 +206,7 @@ def _cached_train(source, args: dict, sparsity: tuple | None, exist_ok: bool) ->
     callback = ultra.SparsityCallback(*sparsity) if sparsity else None
     ultra.train(source, args, keep_architecture=sparsity is not None, sparsity=callback)
     record = {"settings": settings, "seconds": round(time.perf_counter() - t0)}
-    ultra.write_atomic(run / "bench-run.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
+    write_json(run / "bench-run.json", record)
     return out, record["seconds"]
 
 
@@ -278,10 +281,12 @@ def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         finetuned = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), pruned, exist_ok)
         rows[f"{tag} ({aim})"] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
                                   **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
+    dense = _read_json(folder.parent / "bench.json").get("convergence", {}).get("control")  # when measured first
     for row in rows.values():
         row["gflops_fraction"] = row["gflops"] / sizes["gflops"]
         row["mAP_fraction"] = row["mAP50_95"] / rows[UNPRUNED]["mAP50_95"]
         row["mAP_vs_control"] = row["mAP50_95"] / rows[CONTROL]["mAP50_95"]
+        row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
     at_knee = next(row for tag, row in rows.items() if tag.endswith("(knee)"))
     what = (f"at the knee ({at_knee['gflops_fraction']:.0%} of the GFLOPs), finetuned mAP50-95 >= "
             f"{RECOVERY_TARGET:.0%} of the equal-epoch dense control's")
@@ -316,7 +321,7 @@ def _finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
         LOG.info(f"recovery: reusing {best}, finetuned from the same model (--exist-ok finetunes again)")
         return best
     stages.finetune(rcfg, weights=weights, exist_ok=True)
-    ultra.write_atomic(record, lambda f: f.write(json.dumps({"settings": settings}, indent=1).encode()))
+    write_json(record, {"settings": settings})
     return best
 
 
@@ -404,6 +409,46 @@ def _hook_ms(weights: Path, calls: int = 200) -> float:
         add_bn_l1_grad_(bns, 1e-3)
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+# --- 7. convergence and the dense control ---------------------------------------------------------------------------
+def convergence(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Has the baseline stopped learning (its last 10% of epochs add < CONVERGED_GAIN mAP50-95)? And the dense
+    control: the baseline trained on, unpruned, for the sparsity + finetune epochs, with the finetune settings."""
+    results = cfg.stage_dir("train") / "results.csv"
+    if not results.exists():
+        return _skipped(f"no baseline training log at {results}: run `make pipeline` first")
+    curve = _map_curve(results)
+    tail = max(1, round(0.1 * len(curve)))
+    gain = max(curve[-tail:]) - curve[-tail - 1]
+    epochs = cfg.sparsity.args.get("epochs", 0) + cfg.finetune.args.get("epochs", 0)
+    finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": epochs})
+    dense = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-dense", finetune=finetune),
+                       stages.output_of(cfg, "train"), exist_ok)
+    control = {"epochs": epochs, **_val(cfg, dense, folder, "dense-control")}
+    baseline = _val(cfg, stages.output_of(cfg, "train"), folder, "baseline")
+    what = f"the last {tail} of {len(curve)} epochs add < {CONVERGED_GAIN} mAP50-95 (added {gain:+.4f})"
+    return {"curve": curve, "tail_epochs": tail, "tail_gain": gain, "baseline": baseline, "control": control,
+            "plot": str(_plot_curve(curve, tail, folder / "baseline_curve.png")),
+            "target": _target(what, gain < CONVERGED_GAIN)}
+
+
+def _map_curve(results_csv: Path) -> list[float]:
+    """mAP50-95 after each epoch, from an ultralytics results.csv (column names padded in older releases)."""
+    with open(results_csv, newline="") as f:
+        rows = [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
+    return [float(row["metrics/mAP50-95(B)"]) for row in rows]
+
+
+def _plot_curve(curve: list, tail: int, out: Path) -> Path:
+    fig = _figure()
+    ax = fig.add_subplot()
+    epochs = range(1, len(curve) + 1)
+    ax.plot(epochs, curve, "-", color="C0", label="baseline, val mAP50-95 per epoch")
+    ax.axvspan(len(curve) - tail + 0.5, len(curve) + 0.5, color="grey", alpha=0.15, label=f"last {tail} epochs")
+    ax.set(xlabel="epoch", ylabel="mAP50-95 (val)", title="Baseline training: has it converged?")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, out)
 
 
 # --- 6. gamma sparsity -----------------------------------------------------------------------------------------------
@@ -526,7 +571,7 @@ def _figure() -> Figure:
 
 
 def _save(fig: Figure, out: Path) -> Path:
-    return ultra.write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    return write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 # --- markdown -------------------------------------------------------------------------------------------------------
@@ -590,7 +635,8 @@ def _render_sweep(s: dict) -> str:
 def _render_recovery(s: dict) -> str:
     cols = [("model", "model", ""), ("gflops", "GFLOPs", ".2f"), ("gflops_fraction", "GFLOPs fraction", ".1%"),
             ("pruned_mAP50_95", "mAP50-95 pruned", ".3f"), *MAP_COLUMNS, ("mAP_fraction", "mAP50-95 vs sparse", ".1%"),
-            ("mAP_vs_control", "vs sparse + finetune", ".1%")]
+            ("mAP_vs_control", "vs sparse + finetune", ".1%"),
+            ("mAP_vs_dense", "vs dense control (baseline + equal epochs)", ".1%")]
     intro = f"finetune: {s['epochs']} epochs per ratio (the config's finetune section)"
     return intro + "\n\n" + markdown_table(s["rows"], cols)
 
@@ -606,6 +652,15 @@ def _render_overhead(s: dict) -> str:
             f"ms, at most {s['hook_share_bound']:.2%} of an epoch ({s['batches_per_epoch']} batches).\n\n" + table)
 
 
+def _render_convergence(s: dict) -> str:
+    rows = [{"model": "baseline (converged?)", **s["baseline"], "epochs": len(s["curve"])},
+            {"model": "dense control: baseline + sparsity + finetune epochs, unpruned", **s["control"]}]
+    cols = [("model", "model", ""), ("epochs", "epochs", "d"), *MAP_COLUMNS]
+    return (f"Baseline mAP50-95 over its last {s['tail_epochs']} epochs: {s['tail_gain']:+.4f}. The dense control "
+            f"starts from the baseline and trains {s['control']['epochs']} more epochs with the finetune settings: "
+            "the model every pruned + finetuned one is compared with.\n\n" + markdown_table(rows, cols))
+
+
 def _render_gammas(s: dict) -> str:
     cols = [("model", "model", ""), ("channels", "prunable channels", ",d"), ("gamma_mean", "mean |gamma|", ".4f"),
             ("gamma_small", f"below {SMALL_GAMMA:g}", ".1%")]
@@ -613,6 +668,7 @@ def _render_gammas(s: dict) -> str:
 
 
 SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "sweep": sweep, "recovery": recovery,
-            "overhead": overhead, "gammas": gammas}
+            "overhead": overhead, "gammas": gammas, "convergence": convergence}
 RENDER = {"prune_speed": _render_speed, "sizes640": _render_sizes, "sweep": _render_sweep,
-          "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas}
+          "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas,
+          "convergence": _render_convergence}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -25,6 +24,7 @@ from slim import stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.errors import SlimError, UsageError
 from slim.export import export_onnx
+from slim.io import write_atomic, write_json, write_text
 from slim.latency import compare_latency
 from slim.report import markdown_table
 
@@ -475,17 +475,11 @@ def plot_steps(results: dict, out: Path) -> Path:
            title="Prune steps: each drop is a prune, each rise its finetune")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    return out
+    return write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
 
 def write_results(results: dict, folder: Path) -> tuple:
     """results as JSON and Markdown under `folder`; returns both paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    as_json = folder / "bench_torch_pruning.json"
-    as_json.write_text(json.dumps(results, indent=1, default=str))
-    as_md = folder / "bench_torch_pruning.md"
-    as_md.write_text(results_markdown(results))
+    as_json = write_json(folder / "bench_torch_pruning.json", results)
+    as_md = write_text(folder / "bench_torch_pruning.md", results_markdown(results))
     return as_json, as_md

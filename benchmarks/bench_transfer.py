@@ -6,7 +6,6 @@ Results go to <project>/<name>/bench_transfer/results.json and a markdown table 
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -17,6 +16,7 @@ import torch
 
 from slim import stages, ultra
 from slim.config import Config, ultralytics_args
+from slim.io import write_json, write_text
 from slim.report import markdown_table
 
 LOG = logging.getLogger("slim")
@@ -43,12 +43,11 @@ def run(cfg: Config, command: str) -> Path:
               "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s)",
               "source_data": cfg.data, "target_data": cfg.transfer.data, "imgsz": cfg.imgsz,
               "epochs": cfg.finetune.args.get("epochs"), "rows": rows}
-    ultra.write_atomic(folder / "results.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(folder / "results.json", result)
     table = markdown_table(rows, [("arm", "arm", ""), ("params", "params", ",d"), ("gflops", "GFLOPs", ".3f"),
                                   ("mAP50", "mAP50", ".3f"), ("mAP50_95", "mAP50-95", ".3f"), ("train_s", "train s", "d")])
     out = folder / "BENCH_TRANSFER.md"
-    ultra.write_atomic(out, lambda f: f.write(f"`{command}` ({result['date']}, {result['machine']})\n\n{table}\n".encode()))
-    return out
+    return write_text(out, f"`{command}` ({result['date']}, {result['machine']})\n\n{table}\n")
 
 
 def _arm(cfg: Config, arm: str, source: Path, folder: Path) -> dict:

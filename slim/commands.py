@@ -155,20 +155,22 @@ def transfer(argv: list) -> None:
 
 @command("val")
 def val(argv: list) -> None:
-    """Validate a model; prints and writes runs/<name>/val/<tag>.json."""
-    p = parser("slim val", val.__doc__, exist_ok=False)
+    """Validate a model; prints and writes runs/<name>/val/<tag>.json (--tag, or the model's name)."""
+    p = parser("slim val", val.__doc__)
     p.add_argument("--weights", help="checkpoint to validate (default: the finetune stage's best.pt)")
+    p.add_argument("--tag", help="name of the results file (default: the stage's model name, e.g. finetuned)")
     args = p.parse_args(argv)
     from slim import deploy
 
-    print(json.dumps(deploy.val(load(args, "val", {}), args.weights), indent=1))
+    print(json.dumps(deploy.val(load(args, "val", {}), args.weights, args.tag, exist_ok=args.exist_ok), indent=1))
 
 
 @command("export")
 def export(argv: list) -> None:
     """Export to ONNX, checked against ONNX Runtime; --int8 adds a statically quantized copy."""
-    p = parser("slim export", export.__doc__, exist_ok=False)
+    p = parser("slim export", export.__doc__)
     p.add_argument("--weights", help="checkpoint to export (default: the finetune stage's best.pt)")
+    p.add_argument("--tag", help="name of the .onnx file (default: the stage's model name, e.g. finetuned)")
     p.add_argument("--imgsz", help="input image size")
     p.add_argument("--opset", help="ONNX opset")
     p.add_argument("--dynamic", action="store_const", const="true", help="dynamic batch and image size")
@@ -178,7 +180,7 @@ def export(argv: list) -> None:
 
     flags = {"imgsz": args.imgsz, "export.opset": args.opset, "export.dynamic": args.dynamic, "export.int8": args.int8}
     cfg = load(args, "export", flags)
-    out = deploy.export(cfg, args.weights)
+    out = deploy.export(cfg, args.weights, args.tag, exist_ok=args.exist_ok)
     print(f"export: {out['onnx']} ({out['onnx_bytes'] / 1e6:.2f} MB), "
           f"largest difference to PyTorch {out['max_abs_diff']:.2e} (tolerance {cfg.export.atol:g})")
     if "int8" in out:

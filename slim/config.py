@@ -7,8 +7,6 @@ validated against ultralytics' DEFAULT_CFG_DICT and handed over by ultralytics_a
 import dataclasses
 import difflib
 import math
-import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -36,6 +34,7 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
     Config,
 )
 from slim.errors import UsageError
+from slim.io import write_text
 
 # the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
 PACKAGED = Path(__file__).parent / "configs"
@@ -97,17 +96,8 @@ def config_to_dict(cfg: Config) -> dict:
 
 def dump_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"# resolved slim config; rerun a stage with: slim <stage> --config {path}\n")
-            yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    header = f"# resolved slim config; rerun a stage with: slim <stage> --config {path}\n"
+    write_text(path, header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def ultralytics_args(cfg: Config, stage: str) -> dict:
@@ -287,11 +277,29 @@ def _build_section(name: str, values: dict) -> Any:
 
 def _checked_ultra_arg(section: str, key: str, value: Any) -> Any:
     """Our own type check (bool is not int), then ultralytics' check_cfg for ranges and mixed-type keys."""
+    if key == "batch":
+        return _checked_batch(section, value)
     value = _coerce(f"{section}.{key}", value, _ultra_type(key), int_to_float=False)
     try:
         check_cfg({key: value})
     except (TypeError, ValueError) as e:
         raise UsageError(f"{section}.{key}: {e}") from None
+    if key == "workers" and value < 0:  # ultralytics passes it on to a DataLoader, or clamps it, depending on the path
+        raise UsageError(f"{section}.workers must be >= 0 (0 loads data in the main process), got {value!r}")
+    return value
+
+
+def _checked_batch(section: str, value: Any) -> Any:
+    """ultralytics' batch: images per batch, or when training -1 (AutoBatch) or a GPU memory fraction in (0, 1).
+
+    Anything else fails only later, deep inside a DataLoader, as a traceback.
+    """
+    training = section != "val"
+    ok = type(value) is int and (value >= 1 or training and value == -1) or (
+        training and type(value) is float and 0 < value < 1)
+    if not ok:
+        what = "a positive int" + (", -1 (AutoBatch) or a GPU memory fraction in (0, 1)" if training else "")
+        raise UsageError(f"{section}.batch must be {what}, got {value!r}")
     return value
 
 

@@ -8,41 +8,49 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slim import ultra
-from slim.config import Config, dump_config, ultralytics_args
-from slim.errors import SlimError
+from slim import provenance, ultra
+from slim.config import Config, config_to_dict, dump_config, ultralytics_args
+from slim.errors import UsageError
 from slim.export import export_onnx
+from slim.io import write_json
 from slim.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
-from slim.stages import output_of, resolve_data
+from slim.stages import finished_output, resolve_data
 
 # what `--weights` defaults to in val and export: the end of the pipeline
 DEFAULT_STAGE = "finetune"
+# each stage's model by its short name, in val/ and export/ file names and in REPORT.md's rows
+TAGS = {"train": "baseline", "sparsity": "sparse", "prune": "pruned", "finetune": "finetuned"}
 
 
 def default_weights(cfg: Config, weights: str | Path | None) -> Path:
     if weights:
         return ultra.check_weights_file(weights)  # before the dataset is generated or read
-    path = output_of(cfg, DEFAULT_STAGE)
-    if not path.exists():
-        raise SlimError(f"no finetuned model at {path}: run `make finetune` first, or pass --weights")
-    return path
+    return finished_output(cfg, DEFAULT_STAGE)
 
 
 def tag_of(weights: Path) -> str:
-    """A short name for a checkpoint's results: its stage folder for pipeline outputs, else its file stem."""
-    return weights.parent.parent.name if weights.parent.name == "weights" else weights.stem
+    """A short name for a checkpoint's results: its stage's tag for pipeline outputs, else its run or file name."""
+    if weights.parent.name == "weights":
+        return TAGS.get(weights.parent.parent.name, weights.parent.parent.name)
+    return weights.stem
 
 
-def val(cfg: Config, weights: str | Path | None = None, tag: str | None = None) -> dict:
-    """Validate one checkpoint; print and write the same fields for every model (JSON)."""
+def val(cfg: Config, weights: str | Path | None = None, tag: str | None = None, exist_ok: bool = False) -> dict:
+    """Validate one checkpoint; print and write the same fields for every model (JSON).
+
+    val/<tag>.json holding another model's results, or results made with other settings, is kept unless exist_ok.
+    """
+    ultra.check_device(cfg.device)
     weights = default_weights(cfg, weights)
     tag = tag or tag_of(weights)
+    out = cfg.stage_dir("val") / f"{tag}.json"
+    made_from = provenance.of_file(weights, {"data": cfg.data, "imgsz": cfg.imgsz, **_settings(cfg, "val")})
+    _refuse_replacing(out, _read_json(out).get("provenance"), made_from, exist_ok)
     args = {**ultralytics_args(cfg, "val"), "data": resolve_data(cfg), "name": f"val/{tag}"}
     args.pop("seed", None)
-    result = {"model": tag, **ultra.validate(weights, args)}
-    out = cfg.stage_dir("val") / f"{tag}.json"
+    result = {"model": tag, **ultra.validate(weights, args), "provenance": made_from}
     dump_config(cfg, cfg.stage_dir("val") / "config.yaml")
-    ultra.write_atomic(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(out, result)
     return result
 
 
@@ -52,12 +60,16 @@ def val_onnx(cfg: Config, onnx_path: Path, tag: str) -> dict:
     args.pop("seed", None)
     result = {"model": tag, **ultra.validate_onnx(onnx_path, args)}
     out = cfg.stage_dir("val") / f"{tag}.json"
-    ultra.write_atomic(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(out, result)
     return result
 
 
-def export(cfg: Config, weights: str | Path | None = None, tag: str | None = None, int8: bool | None = None) -> dict:
+def export(cfg: Config, weights: str | Path | None = None, tag: str | None = None, int8: bool | None = None,
+           exist_ok: bool = False) -> dict:
     """Export to ONNX (checked against PyTorch) and, if asked, to INT8 calibrated on the dataset's images.
+
+    export/<tag>.onnx made from another model or with other settings is kept unless exist_ok; what made it is
+    recorded beside it in <tag>.provenance.json.
 
     Returns:
         {"onnx": path, "onnx_bytes": int, "max_abs_diff": float, and "int8": path when made}.
@@ -65,7 +77,11 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
     weights = default_weights(cfg, weights)
     tag = tag or tag_of(weights)
     e, folder = cfg.export, cfg.stage_dir("export")
+    record = folder / f"{tag}.provenance.json"
+    made_from = provenance.of_file(weights, {"imgsz": cfg.imgsz, **_settings(cfg, "export")})
+    _refuse_replacing(folder / f"{tag}.onnx", _read_json(record) or None, made_from, exist_ok)
     ultra.load_model(weights)  # a bad checkpoint is one clear line here, not the exporter's traceback
+    record.unlink(missing_ok=True)  # gone while the files it describes are being replaced
     result = export_onnx(weights, folder / f"{tag}.onnx", cfg.imgsz, e.opset, e.dynamic, e.simplify, e.half, e.atol)
     dump_config(cfg, folder / "config.yaml")
     out = {"onnx": result.path, "onnx_bytes": result.size_bytes, "max_abs_diff": result.max_abs_diff}
@@ -74,4 +90,29 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
         exclude = e.int8_exclude or DEFAULT_EXCLUDE
         out["int8"] = quantize_int8(result.path, folder / f"{tag}-int8.onnx", images, cfg.imgsz, exclude)
         out["int8_bytes"] = out["int8"].stat().st_size
+    write_json(record, made_from)
     return out
+
+
+def _settings(cfg: Config, section: str) -> dict:
+    return {f"{section}.{k}": v for k, v in config_to_dict(cfg)[section].items() if k not in provenance.NO_EFFECT}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _refuse_replacing(out: Path, saved: dict | None, now: dict, exist_ok: bool) -> None:
+    """A usage error when `out` exists and was made from another model or with other settings (unless exist_ok).
+
+    Redoing the same model with the same settings gives the same file, so that replaces it without asking.
+    """
+    if exist_ok or not out.exists():
+        return
+    changed = provenance.changes(saved, now) if saved else ["settings slim did not record"]
+    if changed:
+        raise UsageError(f"{out} already exists, made with {', '.join(changed)}; pass --exist-ok to replace it, "
+                         "or --tag NAME to keep both")

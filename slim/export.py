@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from slim.errors import SlimError, UsageError
+from slim.io import copy_atomic
 
 PEAK_FLOOR = 1e-2  # parity differences of channels whose values stay below this are measured against it
 SEED = 0  # the parity input is uniform noise from this seed: the same tensor on every run and machine
@@ -45,7 +45,7 @@ def export_onnx(
     """Export an ultralytics checkpoint to ONNX, check it against PyTorch, and move it to `out`.
 
     The exporter writes next to the checkpoint it reads, so it runs on a copy in a temporary folder beside
-    `out`; the checked file then lands on `out` in one os.replace. The input is never written to, and a file
+    `out`; the checked file then lands on `out` atomically (slim.io). The input is never written to, and a file
     that fails the parity check never reaches `out`.
 
     Args:
@@ -72,13 +72,12 @@ def export_onnx(
         raise UsageError(f"export target {out} must be a new .onnx path, not the checkpoint: pass e.g. model.onnx")
     half = _half_available(half)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary folder sits beside `out` so that os.replace stays on one filesystem and is atomic
     with tempfile.TemporaryDirectory(prefix=".slim-export-", dir=out.parent) as tmp:
         onnx_file = _export_copy(weights, Path(tmp), imgsz, opset, dynamic, half)
         if simplify:
             _simplify_(onnx_file)
         diff = check_onnx_parity(weights, onnx_file, imgsz, atol)
-        os.replace(onnx_file, out)
+        copy_atomic(onnx_file, out)
     return ExportResult(out, out.stat().st_size, diff)
 
 

@@ -1,6 +1,7 @@
 """`make pipeline`: every stage in order on one config, then the measurements and REPORT.md.
 
-A stage whose output already exists is reused (said in the log), so a second run only redoes what is missing;
+A stage whose output exists and whose provenance record matches what the config asks for now is reused; one that
+differs is redone, and with it every stage after it (their input changes), each saying why in one line.
 --exist-ok redoes everything.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from slim import deploy, stages, ultra
+from slim import deploy, provenance, stages, ultra
 from slim.config import Config
 from slim.latency import compare_latency
 from slim.report import plot_channels_kept, plot_gamma_histograms, plot_gamma_per_layer, prune_table, write_report
@@ -17,7 +18,7 @@ from slim.plan import PruningPlan
 
 LOG = logging.getLogger("slim")
 # the models in the report, by the stage that made them
-MODELS = {"baseline": "train", "sparse": "sparsity", "pruned": "prune", "finetuned": "finetune"}
+MODELS = {tag: stage for stage, tag in deploy.TAGS.items()}
 LATENCY_RUNS = 50
 
 
@@ -33,13 +34,26 @@ def run(cfg: Config, config_path: str, exist_ok: bool = False) -> Path:
     if cfg.transfer.data:
         steps["transfer"] = lambda: stages.transfer(cfg, exist_ok=True)
     for stage, step in steps.items():
-        out = stages.output_of(cfg, stage)
-        if out.exists() and not exist_ok:
-            LOG.info(f"{stage}: reusing {out} (pass --exist-ok to redo it)")
+        why = "--exist-ok" if exist_ok else _why_redo(cfg, stage)
+        if why is None:
+            LOG.info(f"{stage}: reusing {stages.output_of(cfg, stage)} (pass --exist-ok to redo it)")
             continue
-        LOG.info(f"\n===== {stage} =====")
+        LOG.info(f"\n===== {stage}: {why} =====")
         step()
     return report(cfg, config_path)
+
+
+def _why_redo(cfg: Config, stage: str) -> str | None:
+    """Why a stage must run, in a few words; None when its output exists and was made just as asked now."""
+    out = stages.output_of(cfg, stage)
+    if not out.exists():
+        return f"no {out} yet"
+    saved = provenance.read(cfg.stage_dir(stage))
+    if saved is None:
+        return f"no record of what made {out}: redoing it"
+    source = cfg.model if stage == "train" else stages.output_of(cfg, stages.PREVIOUS[stage])
+    changed = provenance.changes(saved, provenance.wanted(cfg, stage, source))
+    return f"redoing it, made with {', '.join(changed)}" if changed else None
 
 
 def _prune(cfg: Config) -> None:
@@ -50,10 +64,11 @@ def _prune(cfg: Config) -> None:
 def report(cfg: Config, config_path: str) -> Path:
     """Validate and export every stage's model, time them side by side, plot, and write REPORT.md."""
     weights = {tag: stages.output_of(cfg, stage) for tag, stage in MODELS.items()}
-    rows = {tag: deploy.val(cfg, path, tag) for tag, path in weights.items()}
+    rows = {tag: deploy.val(cfg, path, tag, exist_ok=True) for tag, path in weights.items()}  # the report's own
     onnx = {}
     for tag, path in weights.items():
-        exported = deploy.export(cfg, path, tag, int8=cfg.export.int8 and tag in ("baseline", "finetuned"))
+        int8 = cfg.export.int8 and tag in ("baseline", "finetuned")
+        exported = deploy.export(cfg, path, tag, int8=int8, exist_ok=True)
         onnx[tag] = exported["onnx"]
         rows[tag]["onnx_mb"] = exported["onnx_bytes"] / 1e6
         if "int8" in exported:
@@ -64,7 +79,8 @@ def report(cfg: Config, config_path: str) -> Path:
     for tag, timing in latency.items():
         rows[tag].update(latency_ms=timing["median_ms"], latency_ratio=timing["median_ms"] / latency["baseline"]["median_ms"])
     if cfg.transfer.data:  # validated on its own dataset; not in the latency comparison
-        rows["transferred"] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"), "transferred")
+        rows["transferred"] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"), "transferred",
+                                       exist_ok=True)
     images = _plots(cfg, weights)
     threads = latency["baseline"]["threads"]
     notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ import numpy as np
 import yaml
 
 from slim.errors import SlimError, UsageError
+from slim.io import copy_atomic
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 HEAD = "{head}"  # in an exclude pattern: the escaped name prefix of the last model layer, e.g. "/model\.22/"
@@ -38,7 +38,7 @@ def quantize_int8(
 
     Args:
         onnx_path: FP32 model exported by slim.export; it is only read.
-        out: INT8 file to write, atomically (temporary file + os.replace); must differ from `onnx_path`.
+        out: INT8 file to write, atomically (slim.io); must differ from `onnx_path`.
         images: calibration images, letterboxed to imgsz exactly as ultralytics' predictor does.
         imgsz: square input size of the model.
         exclude: node-name regexes kept in FP32; "{head}" stands for the last layer's name prefix.
@@ -64,7 +64,6 @@ def quantize_int8(
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     nodes = _excluded_nodes([n.name for n in graph.node], exclude, onnx_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary folder sits beside `out` so that os.replace stays on one filesystem and is atomic
     with tempfile.TemporaryDirectory(prefix=".slim-int8-", dir=out.parent) as tmp:
         written = Path(tmp) / out.name
         # No quant_pre_process: on onnxsim-simplified yolov8n it changed neither outputs nor latency, and cost 3-5 s.
@@ -82,7 +81,7 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=nodes,
         )
-        os.replace(written, out)
+        copy_atomic(written, out)
     return out
 
 

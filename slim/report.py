@@ -7,7 +7,6 @@ parallel run never leaves a half-written PNG or report behind.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from torch import nn
 
 from slim.errors import UsageError
 from slim.groups import analyze
+from slim.io import write_atomic, write_text
 from slim.plan import PruningPlan, gamma_scores
 from slim.sparsity import SMALL_GAMMA
 
@@ -231,7 +231,7 @@ def write_report(
     if notes:
         parts += ["## Notes", "\n".join(f"- {note}" for note in notes)]
     text = "\n\n".join(parts) + "\n"
-    return _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return write_text(path, text)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -267,21 +267,7 @@ def _title_and_legend(fig: Figure, title: str, ncols: int) -> None:
 
 
 def _save_figure(fig: Figure, out: Path) -> Path:
-    return _write_atomic(Path(out), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-
-
-def _write_atomic(path: Path, write) -> Path:
-    """Call write(temp path) for a temp file beside `path`, then rename it over `path` (atomic on one disk)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # our own unique name, not mkstemp: its mode 0600 would survive the rename and hide README images
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def _cell(value, spec: str) -> str:

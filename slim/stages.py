@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 
 from torch import nn
 
-from slim import ultra
+from slim import provenance, ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.data import CLASSES, GENERATOR, OTHER_CLASSES, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
+from slim.io import write_json
 from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
@@ -32,6 +34,8 @@ OUTPUTS = {
     "transfer": "weights/best.pt",
 }
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
+SCRIPTS = {"train": "train", "sparsity": "train_sparsity", "prune": "prune", "finetune": "finetune",
+           "transfer": "transfer"}
 DEMOS = {"demo": CLASSES, "demo-other": OTHER_CLASSES}  # built-in generated datasets by `data:` name
 
 
@@ -41,31 +45,57 @@ def output_of(cfg: Config, stage: str) -> Path:
 
 def input_for(cfg: Config, stage: str, weights: str | Path | None) -> Path:
     """The model a stage reads: `weights` when given, else the previous stage's output."""
-    if weights:
-        return Path(weights)
-    previous = PREVIOUS[stage]
-    path = output_of(cfg, previous)
+    return Path(weights) if weights else finished_output(cfg, PREVIOUS[stage])
+
+
+def finished_output(cfg: Config, stage: str) -> Path:
+    """A stage's output, for the next step to read; an error when it is missing or was made with other settings.
+
+    Only the settings are compared here, not the stage's input: `make pipeline` redoes whole chains.
+    """
+    path = output_of(cfg, stage)
     if not path.exists():
-        raise SlimError(f"no {previous} output at {path}: run `make {previous}` first, or pass --weights")
+        raise SlimError(f"no {stage} output at {path}: run `make {stage}` first, or pass --weights")
+    saved = provenance.read(cfg.stage_dir(stage))
+    changed = provenance.changes(saved, provenance.wanted(cfg, stage, None), with_input=False) if saved else []
+    if changed:
+        raise SlimError(f"{path} was made with {', '.join(changed)}: redo it with `python scripts/"
+                        f"{SCRIPTS[stage]}.py --exist-ok` (or `make pipeline`), or pass --weights")
     return path
 
 
-def claim(cfg: Config, stage: str, exist_ok: bool) -> Path:
-    """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced."""
-    folder = refuse_earlier_run(cfg, stage, exist_ok)
+def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
+    """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced.
+
+    The earlier run's provenance record goes first: a run killed half-way leaves none, so it is never reused.
+    """
+    folder = refuse_earlier_run(cfg, stage, source, exist_ok)
     folder.mkdir(parents=True, exist_ok=True)
+    provenance.start(folder, provenance.wanted(cfg, stage, source))
     dump_config(cfg, folder / "config.yaml")
     return folder
 
 
-def refuse_earlier_run(cfg: Config, stage: str, exist_ok: bool) -> Path:
-    """The stage's folder; a usage error when it already holds a run and exist_ok is not set."""
+def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
+    """The stage's folder; a usage error when the stage would read its input from it (slim never overwrites its
+    input), or when it already holds a run and exist_ok is not set (the error names what differs)."""
     folder = cfg.stage_dir(stage)
+    if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
+        raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
+                         "input: copy it elsewhere first, or pass name=<new name> for a new run")
     if folder.exists() and any(folder.iterdir()) and not exist_ok:
-        raise UsageError(
-            f"{folder} already holds a {stage} run; pass --exist-ok to replace it, or name=<new name> for a new run"
-        )
+        saved = provenance.read(folder)
+        changed = provenance.changes(saved, provenance.wanted(cfg, stage, source)) if saved else []
+        how = f", made with {', '.join(changed)}" if changed else ", made with these same settings" if saved else ""
+        raise UsageError(f"{folder} already holds a {stage} run{how}; pass --exist-ok to replace it, "
+                         "or name=<new name> for a new run")
     return folder
+
+
+def _finish(cfg: Config, stage: str) -> Path:
+    """The stage's output, now complete: its provenance record becomes the folder's."""
+    provenance.finish(cfg.stage_dir(stage))
+    return output_of(cfg, stage)
 
 
 def resolve_data(cfg: Config) -> str:
@@ -81,29 +111,30 @@ def resolve_data(cfg: Config) -> str:
 
 
 def _ultra_args(cfg: Config, stage: str) -> dict:
+    ultra.check_device(cfg.device)  # before the dataset is generated
     return {**ultralytics_args(cfg, stage), "data": resolve_data(cfg)}
 
 
 def train(cfg: Config, exist_ok: bool = False) -> Path:
     """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
-    refuse_earlier_run(cfg, "train", exist_ok)
+    refuse_earlier_run(cfg, "train", cfg.model, exist_ok)
     args = _ultra_args(cfg, "train")
     ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
-    claim(cfg, "train", exist_ok)
+    claim(cfg, "train", cfg.model, exist_ok)
     ultra.train(cfg.model, args, keep_architecture=False)
-    return output_of(cfg, "train")
+    return _finish(cfg, "train")
 
 
 def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
     """Stage 2: continue training with the L1 subgradient on prunable BN gammas."""
     source = input_for(cfg, "sparsity", weights)
-    refuse_earlier_run(cfg, "sparsity", exist_ok)
+    refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
     ultra.check_inputs(source, args["data"])
-    claim(cfg, "sparsity", exist_ok)
+    claim(cfg, "sparsity", source, exist_ok)
     callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
     ultra.train(source, args, keep_architecture=True, sparsity=callback)
-    return output_of(cfg, "sparsity")
+    return _finish(cfg, "sparsity")
 
 
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
@@ -113,14 +144,17 @@ def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
     """
     if resume:
         last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
-        return ultra.train(last, {"resume": True}, keep_architecture=True)
+        ultra.check_resumable(last)
+        best = ultra.train(last, {"resume": True}, keep_architecture=True)
+        provenance.finish(last.parent.parent)  # the interrupted run's record, kept pending until now
+        return best
     source = input_for(cfg, "finetune", weights)
-    refuse_earlier_run(cfg, "finetune", exist_ok)
+    refuse_earlier_run(cfg, "finetune", source, exist_ok)
     args = _ultra_args(cfg, "finetune")
     ultra.check_inputs(source, args["data"], new_classes=True)
-    claim(cfg, "finetune", exist_ok)
+    claim(cfg, "finetune", source, exist_ok)
     ultra.train(source, args, keep_architecture=True, new_classes=True)
-    return output_of(cfg, "finetune")
+    return _finish(cfg, "finetune")
 
 
 def transfer_config(cfg: Config) -> Config:
@@ -133,12 +167,12 @@ def transfer_config(cfg: Config) -> Config:
 def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
     """Finetune the pruned model onto transfer.data with the finetune settings; its class outputs are rebuilt."""
     source = input_for(cfg, "transfer", weights)
-    refuse_earlier_run(cfg, "transfer", exist_ok)
+    refuse_earlier_run(cfg, "transfer", source, exist_ok)
     args = {**_ultra_args(transfer_config(cfg), "finetune"), "name": "transfer"}
     ultra.check_inputs(source, args["data"], new_classes=True)
-    claim(cfg, "transfer", exist_ok)
+    claim(cfg, "transfer", source, exist_ok)
     ultra.train(source, args, keep_architecture=True, new_classes=True)
-    return output_of(cfg, "transfer")
+    return _finish(cfg, "transfer")
 
 
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
@@ -153,8 +187,10 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     target = Path(out) if out else output_of(cfg, "prune")
     if target.resolve() == source.resolve():
         raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input: pass another --out")
+    if target.is_dir() or out is not None and str(out).endswith(("/", os.sep)):
+        raise UsageError(f"--out {out} is a folder; pass a file path for the pruned checkpoint, e.g. {target / 'pruned.pt'}")
     if out is None:
-        refuse_earlier_run(cfg, "prune", exist_ok)
+        refuse_earlier_run(cfg, "prune", source, exist_ok)
     elif target.exists() and not exist_ok:
         raise UsageError(f"{target} already exists; pass --exist-ok to replace it")
     model, ckpt = ultra.load_model(source)
@@ -170,10 +206,11 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
     if out is None:
-        claim(cfg, "prune", exist_ok)
+        claim(cfg, "prune", source, exist_ok)
     ultra.save_checkpoint(pruned, target, ckpt.get("train_args", {}), meta)
-    plan_json = target.with_suffix(".plan.json")
-    ultra.write_atomic(plan_json, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    write_json(target.with_suffix(".plan.json"), meta)
+    if out is None:
+        _finish(cfg, "prune")
     return target, plan, sizes
 
 

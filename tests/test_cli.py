@@ -106,7 +106,8 @@ def test_unknown_command_is_one_line(installed, tmp_path):
 def test_missing_config_names_the_packaged_ones(installed, tmp_path):
     out = run_installed(installed, "data", "--config", "configs/default.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].endswith("or a packaged config's name (custom_example, default)")
+    names = ", ".join(sorted(p.stem for p in (ROOT / "configs").glob("*.yaml")))
+    assert out.stderr.strip().splitlines()[-1].endswith(f"or a packaged config's name ({names})")
 
 
 # --- the offline guard and the user's settings ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The demo, for real: a trained, sparsity-trained YOLOv8n loses (almost) nothing when pruned at 0.5.
 
 This is the check that a pruned model is usable straight out of the cut, on real gammas, through the scripts a
-user runs. It trains for about two minutes on 2 CPU cores: the slowest test in the suite, and the one that would
+user runs. It trains for about three minutes on 2 quiet CPU cores: the slowest test in the suite, and the one that would
 have caught pruned checkpoints whose kept betas were rewritten (mAP50-95 0.613 -> 0.305 on the full demo).
 """
 
@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# A smaller demo than make pipeline's (measured here: sparse mAP50-95 about 0.45, 2-3 minutes in all)
-DEMO = ["demo.n_train=200", "demo.n_val=60", "train.epochs=8", "sparsity.epochs=5", "sparsity.sr=0.05",
-        "finetune.epochs=1"]
+# The demo exactly as `make pipeline` runs it, up to the cut (measured 2026-11-30: sparse and pruned at 0.5 both
+# mAP50-95 0.522, 85% of prunable gammas below 1e-2). Shorter runs were tried and fail the test's own premise:
+# 8 + 5 epochs on 200 images left no gamma below 1e-2 (pruned 0.013), and sr 0.1 without warm-up made 94% of them
+# small but the sparse model useless (0.017).
+DEMO = ["finetune.epochs=1"]
 MAX_DROP = 0.01  # mAP50-95 right after pruning at 0.5, below the sparse model's (the issue's bar)
 
 
@@ -37,7 +39,7 @@ def test_pruning_the_sparse_demo_at_half_costs_at_most_a_point(tmp_path):
     run = tmp_path / "runs" / "demo"
     for weights in (run / "sparsity/weights/last.pt", run / "prune/pruned.pt"):
         _run("val.py", "--weights", str(weights), cwd=tmp_path)
-    sparse = json.loads((run / "val" / "sparsity.json").read_text())
+    sparse = json.loads((run / "val" / "sparse.json").read_text())
     pruned = json.loads((run / "val" / "pruned.json").read_text())
     assert sparse["mAP50_95"] > 0.2  # the model learned something, so the comparison below can fail
     assert pruned["gflops"] < 0.8 * sparse["gflops"]

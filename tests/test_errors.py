@@ -8,7 +8,9 @@ The runs start together when the module's fixture is built, two at a time, so th
 
 import hashlib
 import importlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from slim import ultra
+from slim import provenance, ultra
 from slim.data import make_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +168,23 @@ def work(tmp_path_factory) -> Path:
     (d / "wrong_type.yaml").write_text("prune:\n  min_channels: eight\n")
     (d / "guard").mkdir()
     (d / "guard" / "sitecustomize.py").write_text(NO_NETWORK)
+    _earlier_results(d)
     return d
+
+
+def _earlier_results(d: Path) -> None:
+    """What earlier runs left: a finished finetune run (named done), a checkpoint inside the folder a finetune
+    run named own would write to, and val and export results of yolo.pt tagged 'kept' (tagged 'old' without record)."""
+    for name, file in (("done", "last.pt"), ("own", "best.pt")):
+        (d / "runs" / name / "finetune" / "weights").mkdir(parents=True)
+        shutil.copy(d / "yolo.pt", d / "runs" / name / "finetune" / "weights" / file)  # epoch -1: a finished run
+    made_from = provenance.of_file(d / "yolo.pt", {"imgsz": 64})
+    (d / "runs" / "demo" / "val").mkdir(parents=True)
+    (d / "runs" / "demo" / "val" / "kept.json").write_text(json.dumps({"model": "kept", "provenance": made_from}))
+    (d / "runs" / "demo" / "export").mkdir(parents=True)
+    for tag in ("kept", "old"):
+        (d / "runs" / "demo" / "export" / f"{tag}.onnx").write_bytes(b"an earlier export the user keeps")
+    (d / "runs" / "demo" / "export" / "kept.provenance.json").write_text(json.dumps(made_from))
 
 
 # --- cases that fail before any work: (script, arguments, exit status, words the error line must hold) ------
@@ -214,6 +232,19 @@ CASES = {
                                       "has 5 classes but the model has 80"),
     "class count differs, val": ("val.py", "--weights", "yolo.pt", "data=demo/data.yaml", 1,
                                  "has 5 classes but the model has 80"),
+    "missing dataset yaml, val": ("val.py", "--weights", "yolo.pt", "data=/nope.yaml", 1, "'/nope.yaml' does not exist"),
+    # ultralytics arguments: each would fail inside ultralytics or torch with a traceback, some after training began
+    "no such GPU, val": ("val.py", "--weights", "yolo.pt", "device=5", 1, "device='5' is not available here",
+                         "device=cpu"),
+    "no such GPU, train": ("train.py", "device=cuda:3", 1, "device='cuda:3' is not available here"),
+    "batch -3, val": ("val.py", "--weights", "yolo.pt", "val.batch=-3", 2, "val.batch must be a positive int", "-3"),
+    "batch x, train": ("train.py", "train.batch=x", 2, "train.batch must be a positive int", "AutoBatch", "'x'"),
+    "batch 0, finetune": ("finetune.py", "--weights", "yolo.pt", "finetune.batch=0", 2, "finetune.batch", "got 0"),
+    "workers -1": ("train_sparsity.py", "--weights", "yolo.pt", "sparsity.workers=-1", 2,
+                   "sparsity.workers must be >= 0", "got -1"),
+    "imgsz 0": ("val.py", "--weights", "yolo.pt", "imgsz=0", 2, "imgsz must be >= 32", "got 0"),
+    "resume a finished run": ("finetune.py", "name=done", "--resume", 1, "nothing to resume", "finished"),
+    "resume without a run": ("finetune.py", "name=none", "--resume", 1, "last.pt' does not exist"),
     # models
     "no BatchNorm (fused)": (*PRUNE, "--weights", "fused.pt", 1, "no BatchNorm layers", "nothing to prune"),
     "unknown layer not importable": (*PRUNE, "--weights", "unknown_layer.pt", 1, "slim_test_layers", "PYTHONPATH"),
@@ -221,6 +252,16 @@ CASES = {
     "--out is the input": ("prune.py", "--weights", "yolo.pt", "--out", "./layers/../yolo.pt", 2,
                            "never overwrites its input"),
     "--out exists": ("prune.py", "--weights", "yolo.pt", "--out", "text.pt", 2, "already exists", "--exist-ok"),
+    "--out is a folder": ("prune.py", "--weights", "yolo.pt", "--out", "layers", "--exist-ok", 2, "is a folder",
+                          "layers/pruned.pt"),
+    "finetune over its own input": ("finetune.py", "name=own", "--weights", "runs/own/finetune/weights/best.pt",
+                                    "--exist-ok", 2, "never overwrites its input"),
+    "val result of another model": ("val.py", "--weights", "sparse.pt", "--tag", "kept", 2, "val/kept.json already",
+                                    "yolo.pt (now sparse.pt)", "--exist-ok", "--tag"),
+    "export of another model": ("export.py", "--weights", "sparse.pt", "--tag", "kept", 2, "kept.onnx already",
+                                "yolo.pt (now sparse.pt)", "--exist-ok"),
+    "export without a record": ("export.py", "--weights", "yolo.pt", "--tag", "old", 2, "old.onnx already",
+                                "did not record"),
 }
 
 
@@ -258,6 +299,12 @@ def test_bad_input_writes_nothing(started, work):
     assert not (work / "out.pt").exists()
     assert digest(work / "yolo.pt") == (work / "yolo.pt.sha256").read_text()  # `--out` at the input changed nothing
     assert not (work / "runs" / "demo" / "train").exists()  # the failed train runs did not claim a folder
+    assert digest(work / "runs" / "own" / "finetune" / "weights" / "best.pt") == digest(work / "yolo.pt")
+    assert digest(work / "runs" / "done" / "finetune" / "weights" / "last.pt") == digest(work / "yolo.pt")
+    export = work / "runs" / "demo" / "export"
+    assert {p.name for p in export.iterdir()} == {"kept.onnx", "old.onnx", "kept.provenance.json"}
+    assert (export / "kept.onnx").read_bytes() == b"an earlier export the user keeps"
+    assert json.loads((work / "runs" / "demo" / "val" / "kept.json").read_text())["model"] == "kept"
 
 
 def test_bare_model_name_offline_says_where_to_put_it(started, work):
@@ -321,8 +368,8 @@ def test_rerunning_a_stage_is_refused_unless_exist_ok(started, work):
     assert started["never sparsity-trained"].result().returncode == 0  # the earlier run
     pruned = work / "runs" / "demo" / "prune" / "pruned.pt"
     before = digest(pruned)
-    again = script("prune.py", "--weights", "yolo.pt", cwd=work)
-    assert_one_line_error(again, 2, "already holds a prune run", "--exist-ok")
+    again = script("prune.py", "--weights", "yolo.pt", "prune.ratio=0.3", cwd=work)
+    assert_one_line_error(again, 2, "already holds a prune run, made with prune.ratio=0.5 (now 0.3)", "--exist-ok")
     assert digest(pruned) == before
     replaced = script("prune.py", "--weights", "yolo.pt", "--exist-ok", cwd=work)
     assert replaced.returncode == 0, replaced.stderr[-3000:]

@@ -1,7 +1,9 @@
 """The whole road at tiny size, through the real scripts: every stage writes what the next one reads."""
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from slim.stages import OUTPUTS, PREVIOUS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.epochs=1", "sparsity.epochs=1",
@@ -114,3 +118,70 @@ def test_rerunning_a_stage_never_replaces_it_silently(pipeline_run):
                      cwd=work, check=False)
     assert out.returncode == 2 and "already holds a train run" in out.stderr  # never silently replaced
     assert (run / "finetune/weights/best.pt").stat().st_mtime_ns == before
+
+
+def test_every_stage_records_what_made_it(pipeline_run):
+    _, run = pipeline_run
+    records = {stage: json.loads((run / stage / "provenance.json").read_text())
+               for stage in ("train", "sparsity", "prune", "finetune")}
+    assert records["train"]["config"]["model"] == "yolov8n.yaml" and "demo.generator" in records["train"]["config"]
+    assert records["prune"]["config"]["prune.ratio"] == 0.5
+    for stage, previous in PREVIOUS.items():
+        made_from = run / previous / OUTPUTS[previous]
+        assert records[stage]["input"]["path"] == str(made_from)
+        assert records[stage]["input"]["sha256"] == hashlib.sha256(made_from.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def changed_run(pipeline_run, tmp_path_factory):
+    """The finished pipeline, copied, then run again with prune.ratio=0.3: (work, run, stdout+stderr, mtimes before)."""
+    work = tmp_path_factory.mktemp("changed")
+    shutil.copytree(pipeline_run[0] / "runs", work / "runs", symlinks=True)
+    run = work / "runs" / "demo"
+    outputs = ["train/weights/best.pt", "sparsity/weights/last.pt", "prune/pruned.pt", "finetune/weights/best.pt"]
+    before = {path: (run / path).stat().st_mtime_ns for path in outputs}
+    out = run_script("pipeline.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}", *TINY,
+                     "prune.ratio=0.3", "export.int8=false", cwd=work)
+    return work, run, out.stdout + out.stderr, before
+
+
+def test_a_changed_key_redoes_its_stage_and_those_after_it(changed_run):
+    _, run, log, before = changed_run
+    assert "train: reusing" in log and "sparsity: reusing" in log
+    assert "===== prune: redoing it, made with prune.ratio=0.5 (now 0.3) =====" in log
+    redo = next(line for line in log.splitlines() if line.startswith("===== finetune"))
+    assert redo.startswith("===== finetune: redoing it, made with ") and "prune/pruned.pt" in redo  # its input
+    for path, mtime in before.items():
+        assert ((run / path).stat().st_mtime_ns == mtime) == path.startswith(("train", "sparsity")), path
+    assert json.loads((run / "prune/pruned.plan.json").read_text())["plan"]["ratio"] == 0.3
+    assert json.loads((run / "prune/provenance.json").read_text())["config"]["prune.ratio"] == 0.3
+    pruned = hashlib.sha256((run / "prune/pruned.pt").read_bytes()).hexdigest()
+    assert json.loads((run / "finetune/provenance.json").read_text())["input"]["sha256"] == pruned
+
+
+def test_a_stage_whose_input_is_stale_refuses_and_names_the_key(changed_run):
+    work, run, _, _ = changed_run
+    out = run_script("finetune.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}", *TINY,
+                     cwd=work, check=False)  # TINY says prune.ratio=0.5; the prune folder now holds 0.3
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "pruned.pt was made with prune.ratio=0.3 (now 0.5)" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_val_names_a_pipeline_model_as_the_report_does(changed_run):
+    work, run, _, _ = changed_run
+    out = run_script("val.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}", *TINY,
+                     "prune.ratio=0.3", cwd=work)  # the same model and settings as the report's: no refusal
+    printed = out.stdout[out.stdout.rindex("\n{\n") :]  # after ultralytics' own log lines
+    assert json.loads(printed)["model"] == "finetuned"
+    assert sorted(p.stem for p in (run / "val").glob("*.json")) == [  # no second name (finetune) for finetuned
+        "baseline", "baseline-int8", "finetuned", "finetuned-int8", "pruned", "sparse"]
+    resume = run_script("finetune.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}",
+                        *TINY, "prune.ratio=0.3", "--resume", cwd=work, check=False)
+    assert resume.returncode == 1 and "nothing to resume" in resume.stderr and "Traceback" not in resume.stderr
+
+
+def test_make_clean_removes_the_demo_outputs_only(tmp_path):
+    for folder in ("runs/demo/prune", "runs/demo_data/demo-v3", "runs/my_experiment/train", "runs/demo_vs_tp"):
+        (tmp_path / folder).mkdir(parents=True)
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["demo_data", "my_experiment"]

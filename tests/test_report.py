@@ -111,7 +111,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(plan, tmp_path, monkeypa
     out.write_bytes(b"old")
 
     def broken_savefig(self, fname, **kwargs):
-        open(fname, "wb").write(b"partial")
+        fname.write(b"partial")  # slim.io hands savefig the temporary file's object
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", broken_savefig)

@@ -1,5 +1,6 @@
 """The ultralytics layer: checkpoints in, checkpoints out, training that keeps the pruned architecture."""
 
+import csv
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from slim import ultra
 from slim.errors import SlimError
 from slim.groups import analyze, prunable_bns
 from slim.plan import build_plan
+from slim.sparsity import gamma_stats
 from slim.surgery import prune_model
 
 
@@ -54,8 +56,14 @@ def test_sparsity_training_shrinks_penalised_gammas_only(baseline, tiny_data, tm
         drop[id(mods_b[n]) in penalised].append(float(gb - ga))
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     assert mean(drop[True]) > 0.01 and mean(drop[True]) > 5 * abs(mean(drop[False]))
-    rows = (tmp_path / "sparsity" / "sparsity.csv").read_text().splitlines()
-    assert rows[0] == "epoch,sr,gamma_mean,gamma_small" and len(rows) == 2  # one row per epoch
+    with open(tmp_path / "sparsity" / "sparsity.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "sr", "gamma_mean", "gamma_small", "ema_gamma_mean", "ema_gamma_small"]
+    assert len(rows) == 1  # one row per epoch
+    # the EMA columns describe the model that was saved, the one the prune stage reads (up to its fp16 storage)
+    saved = gamma_stats(prunable_bns(after))
+    assert float(rows[0]["ema_gamma_mean"]) == pytest.approx(saved["gamma_mean"], rel=2e-3)
+    assert float(rows[0]["ema_gamma_small"]) == pytest.approx(saved["gamma_small"], abs=0.01)
 
 
 def test_pruned_checkpoint_loads_with_plain_ultralytics_under_safe_load(pruned, tmp_path):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import codecs
 import copy
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -20,9 +18,7 @@ from ultralytics.utils import ONLINE, SETTINGS
 from ultralytics.utils.downloads import attempt_download_asset
 
 from slim.errors import SlimError
-
-_UMASK = os.umask(0o022)  # read once at import: os.umask can only be read by setting it, which races with threads
-os.umask(_UMASK)
+from slim.io import write_atomic
 
 
 def check_weights_file(path: str | Path) -> Path:
@@ -125,22 +121,10 @@ def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: d
     return write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
-def write_atomic(path: Path, write) -> Path:
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place.
-
-    A reader, or a process killed mid-write, sees either the old file or the complete new one, never part of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; give it the permissions open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+def check_resumable(last: str | Path) -> None:
+    """Fail in one line unless `last` is the last.pt of an interrupted run (a finished one has no optimizer left)."""
+    _, ckpt = load_model(last)
+    if ckpt.get("optimizer") is None or ckpt.get("epoch", -1) < 0:
+        epochs = ckpt.get("train_args", {}).get("epochs", "all")
+        raise SlimError(f"nothing to resume: the run that wrote '{last}' finished ({epochs} epochs); start a new one "
+                        "with --exist-ok, or name=<new name>")

@@ -6,16 +6,20 @@ Only subclassing and callbacks, no patching.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+import torch
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.models.yolo import classify, detect, obb, pose, segment
 from ultralytics.utils import LOGGER, RANK
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils.torch_utils import select_device, unwrap_model
 
 from slim.groups import prunable_bns
+from slim.errors import SlimError
 from slim.heads import rebuild_class_outputs_
+from slim.io import write_text
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
 from slim.ultra.datasets import check_inputs, read_dataset
 
@@ -83,10 +87,14 @@ class SparsityCallback:
         if RANK not in {-1, 0} or trainer.epoch == self._logged_epoch or trainer.epoch >= trainer.epochs:
             return
         self._logged_epoch = trainer.epoch
-        stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns)}
+        # the checkpoint ultralytics saves (and the prune stage reads) is the EMA, not the live model: log both
+        ema = {f"ema_{k}": v for k, v in gamma_stats(prunable_bns(trainer.ema.ema)).items()} if trainer.ema else {}
+        stats = {"epoch": trainer.epoch + 1, "sr": self.strength(trainer), **gamma_stats(self._bns), **ema}
+        shown = "ema_" if ema else ""  # what the prune stage will see
         LOGGER.info(
-            f"sparsity: sr {stats['sr']:.2e}, mean |gamma| {stats['gamma_mean']:.4f}, "
-            f"{stats['gamma_small']:.1%} of {len(self._bns)} prunable BNs' gammas below 1e-2"
+            f"sparsity: sr {stats['sr']:.2e}, mean |gamma| {stats[shown + 'gamma_mean']:.4f}, "
+            f"{stats[shown + 'gamma_small']:.1%} of {len(self._bns)} prunable BNs' gammas below 1e-2"
+            f"{' (EMA, the saved model)' if ema else ''}"
         )
         _append_csv(Path(trainer.save_dir) / "sparsity.csv", stats)
 
@@ -96,12 +104,23 @@ class SparsityCallback:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    """Add a row to a CSV file, rewriting it whole (atomically) so a killed run never leaves half a line."""
+    lines = path.read_text() if path.exists() else ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
+    if not lines:
+        writer.writeheader()
+    writer.writerow(row)
+    write_text(path, lines + buffer.getvalue())
+
+
+def check_device(device: str) -> None:
+    """Fail in one line when `device` names hardware this machine lacks (ultralytics' own message is ten lines)."""
+    try:
+        select_device(device, verbose=False)
+    except ValueError:
+        raise SlimError(f"device={device!r} is not available here: torch sees {torch.cuda.device_count()} CUDA "
+                        "GPU(s); pass device=cpu, or the index of a GPU this machine has") from None
 
 
 def adapt_classes_(model: nn.Module, names: dict) -> str | None:
