@@ -229,7 +229,7 @@ def _unknown_key(key: str, source: str, stage: str | None) -> UsageError:
             for k in sorted(_section_keys(s)):
                 candidates.setdefault(k, f"{s}.{k}")
     match = difflib.get_close_matches(key, list(candidates), n=1)
-    hint = f"did you mean '{candidates[match[0]]}'?" if match else "see `slim <stage> --help` and slim/configs/default.yaml for the valid keys"
+    hint = f"did you mean '{candidates[match[0]]}'?" if match else "see configs/default.yaml for the valid keys"
     return UsageError(f"unknown key '{key}' in {source}: {hint}")
 
 
