@@ -163,7 +163,8 @@ def test_guard_rule_follows_the_users_configuration(configured, guarded, tmp_pat
 
 def test_command_applies_the_guard_only_for_an_unconfigured_user(tmp_path):
     fonts = Path(".cache") / "slim" / "Ultralytics" / "Arial.Unicode.ttf"  # written by the guard alone
-    for name, extra, guarded in [("fresh", {}, True), ("configured", {"YOLO_CONFIG_DIR": str(tmp_path / "mine")}, False)]:
+    users = [("fresh", {}, True), ("configured", {"YOLO_CONFIG_DIR": str(tmp_path / "mine")}, False)]
+    for name, extra, guarded in users:
         home = tmp_path / name
         home.mkdir()
         out = subprocess.run([sys.executable, "-m", "slim", "data", "--help"], env=_clean_env(home, **extra),

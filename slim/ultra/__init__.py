@@ -1,4 +1,4 @@
-"""Everything that touches ultralytics internals, one module per job; an ultralytics upgrade breaks here and nowhere else.
+"""Everything that touches ultralytics internals, one module per job: an upgrade breaks here and nowhere else.
 
 checkpoints  find, load, diagnose and save ultralytics checkpoints (atomically); can a run resume
 datasets     read a dataset with ultralytics' checks; classes agree with the model

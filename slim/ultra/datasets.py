@@ -1,5 +1,7 @@
-"""Datasets: read a dataset description with ultralytics' own checks (never a download), and fail in one line
-when it is missing, its images are, or its classes differ from the model's."""
+"""Datasets: read a dataset description with ultralytics' own checks (never a download).
+
+Fail in one line when it is missing, its images are, or its classes differ from the model's.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from slim.errors import SlimError
 from slim.ultra.checkpoints import load_model
 
 
-def check_inputs(source: str | Path, data: str | None, splits: tuple = ("train", "val"), new_classes: bool = False) -> None:
+def check_inputs(
+    source: str | Path, data: str | None, splits: tuple = ("train", "val"), new_classes: bool = False
+) -> None:
     """Fail before a stage writes anything: the model loads, the dataset reads, and their classes agree.
 
     Args:
