@@ -1,5 +1,7 @@
 # slim: every stage of the pipeline as a make target. `make pipeline` runs them all on the demo data.
-CONFIG ?= configs/default.yaml
+CONFIG ?= default
+# the offline guard, always: no update checks, no pip installs, no downloads (slim/offline.py)
+export SLIM_OFFLINE := 1
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -16,25 +18,13 @@ $(STAMP): setup.cfg setup.py
 	$(PY) -m pip install -q -e .[test]
 	touch $(STAMP)
 
-# stage target -> its script (scripts/<script>.py --config $(CONFIG))
-SCRIPT_data := make_demo_data
-SCRIPT_train := train
-SCRIPT_sparsity := train_sparsity
-SCRIPT_prune := prune
-SCRIPT_finetune := finetune
-SCRIPT_transfer := transfer
-SCRIPT_val := val
-SCRIPT_export := export
-SCRIPT_vis := vis_bn
-SCRIPT_report := report
-SCRIPT_pipeline := pipeline
-
+# each stage target is the slim command of the same name
 data train sparsity prune finetune transfer val export vis report pipeline: venv
-	$(PY) scripts/$(SCRIPT_$@).py --config $(CONFIG)
+	$(PY) -m slim $@ --config $(CONFIG)
 
 bench: venv
 	$(PY) -m pip install -q -e .[bench]
-	$(PY) scripts/bench.py --config $(CONFIG)
+	$(PY) -m benchmarks.run_bench --config $(CONFIG)
 
 test: venv
 	$(PY) -m pytest -q

@@ -1,16 +1,8 @@
-"""Generate the built-in demo dataset once (then reused) and print its data.yaml: python scripts/make_demo_data.py"""
+"""`python scripts/make_demo_data.py` is `slim data`: the same flags and config (`slim data --help`)."""
 
-import slim  # noqa: F401  (keeps ultralytics offline; first, before anything imports it)
-from slim import stages
-from slim.cli import load, parser
-from slim.errors import run_cli
+import sys
 
-
-def main(argv):
-    args = parser(__doc__, exist_ok=False).parse_args(argv)
-    cfg = load(args, "demo", {})
-    print(stages.resolve_data(cfg))
-
+from slim.cli import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    main(["data", *sys.argv[1:]])

@@ -1,16 +1,8 @@
-"""Every stage on one config, then REPORT.md: python scripts/pipeline.py [--config C] [--exist-ok] [key=value ...]"""
+"""`python scripts/pipeline.py` is `slim pipeline`: the same flags and config (`slim pipeline --help`)."""
 
-import slim  # noqa: F401  (keeps ultralytics offline; first, before anything imports it)
-from slim import pipeline
-from slim.cli import load, parser
-from slim.errors import run_cli
+import sys
 
-
-def main(argv):
-    args = parser(__doc__).parse_args(argv)
-    cfg = load(args, None, {})
-    print(f"report: {pipeline.run(cfg, args.config, exist_ok=args.exist_ok)}")
-
+from slim.cli import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    main(["pipeline", *sys.argv[1:]])

@@ -1,19 +1,8 @@
-"""Stage 1, normal training: python scripts/train.py [--config C] [--epochs N] [key=value ...]"""
+"""`python scripts/train.py` is `slim train`: the same flags and config (`slim train --help`)."""
 
-import slim  # noqa: F401  (keeps ultralytics offline; first, before anything imports it)
-from slim import stages
-from slim.cli import load, parser
-from slim.errors import run_cli
+import sys
 
-
-def main(argv):
-    p = parser(__doc__)
-    p.add_argument("--weights", help="start from this model (.yaml architecture or trained .pt) instead of model:")
-    p.add_argument("--epochs", help="training epochs")
-    args = p.parse_args(argv)
-    cfg = load(args, "train", {"model": args.weights, "train.epochs": args.epochs})
-    print(f"train: {stages.train(cfg, exist_ok=args.exist_ok)}")
-
+from slim.cli import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    main(["train", *sys.argv[1:]])

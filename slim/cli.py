@@ -1,44 +1,54 @@
-"""What every script shares: --config, key=value overrides, --exist-ok, and one-line usage errors."""
+"""The `slim` command: `slim <command> [flags] [key=value ...]`, one command per stage (slim/commands.py).
+
+It applies the offline guard (slim/offline.py) before any stage imports ultralytics, then runs the command;
+a problem the user can fix ends as one `error:` line and a non-zero exit (slim/errors.py).
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import difflib
 import sys
-import warnings
 
-from slim.config import Config, load_config
-from slim.errors import USAGE
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (plus exit code 2), like every other slim error."""
-
-    def parse_args(self, args=None, namespace=None):
-        # key=value overrides may come before and after flags: `prune.py ratio=0.6 --config c.yaml name=x`
-        return self.parse_intermixed_args(args, namespace)
-
-    def error(self, message: str):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(USAGE)
+from slim import __version__
+from slim.commands import COMMANDS
+from slim.errors import USAGE, UsageError, run_cli
+from slim.offline import keep_ultralytics_offline, should_go_offline
 
 
-def parser(description: str, exist_ok: bool = True) -> Parser:
-    p = Parser(description=description)
-    p.add_argument("--config", default="configs/default.yaml", help="experiment YAML shared by every stage")
-    if exist_ok:
-        p.add_argument("--exist-ok", action="store_true", help="replace this stage's earlier outputs")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config entry, e.g. prune.ratio=0.6")
-    return p
+def main(argv: list | None = None) -> None:
+    """Entry point of the `slim` console script (and of `python -m slim` and scripts/*.py)."""
+    run_cli(_dispatch, sys.argv[1:] if argv is None else list(argv))
 
 
-def load(args: argparse.Namespace, stage: str | None, flags: dict) -> Config:
-    """The config for a stage: the YAML, then the flags a user typed (as overrides), then key=value overrides.
+def _dispatch(argv: list) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if argv else USAGE)
+    if argv[0] == "--version":
+        print(f"slim {__version__}")
+        return
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose one of: {', '.join(COMMANDS)}"
+        raise UsageError(f"unknown command '{name}': {hint} (see slim --help)")
+    if should_go_offline():
+        keep_ultralytics_offline()  # before the command imports ultralytics, which reads the settings once
+    COMMANDS[name](rest)
 
-    Args:
-        flags: config key -> value for the flags that were given (None values are skipped).
-    """
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source echo
-    typed = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return load_config(args.config, typed + list(args.overrides), stage=stage)
+
+def usage() -> str:
+    """`slim --help`: the commands, each with its one-line summary."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {fn.__doc__.splitlines()[0]}" for name, fn in COMMANDS.items()]
+    return "\n".join([
+        "usage: slim <command> [--config NAME|PATH] [flags] [key=value ...]",
+        "",
+        "Network-slimming channel pruning for Ultralytics YOLO. Commands:",
+        *lines,
+        "",
+        "`slim <command> --help` lists a command's flags. --config takes a YAML path or a packaged config's",
+        "name (default, custom_example); key=value overrides any config entry (prune.ratio=0.6).",
+        "--verbose shows the traceback of an error. Offline guard: SLIM_OFFLINE=1 always, 0 never; unset,",
+        "only when ultralytics is not configured (no YOLO_OFFLINE, YOLO_CONFIG_DIR or ultralytics settings file).",
+    ])

@@ -36,6 +36,9 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
 from slim.errors import UsageError
 from slim.io import write_text
 
+# the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
+PACKAGED = Path(__file__).parent / "configs"
+
 
 def load_config(
     path: str | Path | None = None, overrides: typing.Sequence[str] = (), stage: str | None = None
@@ -43,7 +46,8 @@ def load_config(
     """Read the experiment YAML, apply `key=value` overrides, validate everything.
 
     Args:
-        path: the experiment's YAML file; None gives the defaults (what configs/default.yaml holds).
+        path: the experiment's YAML file, or a packaged config's name (find_config); None gives the defaults
+            (what slim/configs/default.yaml holds).
         overrides: `key=value` strings, values parsed with yaml.safe_load. `prune.ratio=0.6` names a
             section; a bare key goes to `stage`'s section when that section accepts it, else to the top level.
         stage: the running stage (a section name), or None.
@@ -56,9 +60,28 @@ def load_config(
         raise ValueError(f"stage must be one of {', '.join(SECTIONS)} or None, got {stage!r}")
     raw = config_to_dict(Config())
     if path is not None:
-        raw = _merge(raw, _checked_keys(_read_yaml(Path(path)), str(path), stage))
+        path = find_config(path)
+        raw = _merge(raw, _checked_keys(_read_yaml(path), str(path), stage))
     raw = _merge(raw, _checked_keys(_override_layer(overrides, stage), "overrides", stage))
     return _build(raw)
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """The YAML file --config names: an existing path as given, else a packaged config's name.
+
+    A bare name (`default`, `custom_example.yaml`) that is not a file in the current folder is looked up in the
+    package, so `--config default` works from any folder.
+    """
+    path = Path(name_or_path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    packaged = PACKAGED / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    return packaged if packaged.is_file() else path
+
+
+def packaged_configs() -> list:
+    """The names `--config` accepts besides a path: the configs shipped in the package."""
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -73,7 +96,7 @@ def config_to_dict(cfg: Config) -> dict:
 
 def dump_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML, atomically: a reader never sees a half-written file."""
-    header = f"# resolved slim config; rerun a stage with: python scripts/<stage>.py --config {path}\n"
+    header = f"# resolved slim config; rerun a stage with: slim <stage> --config {path}\n"
     write_text(path, header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
@@ -92,7 +115,8 @@ def ultralytics_args(cfg: Config, stage: str) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise UsageError(f"config file {path} not found: pass --config with an existing YAML file")
+        raise UsageError(f"config file {path} not found: pass --config with an existing YAML file or a packaged "
+                         f"config's name ({', '.join(packaged_configs())})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

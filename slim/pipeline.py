@@ -89,7 +89,7 @@ def report(cfg: Config, config_path: str) -> Path:
     if cfg.transfer.data:
         notes.append(f"transferred: the pruned model finetuned onto {cfg.transfer.data} (its own classes), "
                      "validated there.")
-    commands = ["make pipeline" if config_path == "configs/default.yaml" else f"make pipeline CONFIG={config_path}"]
+    commands = ["make pipeline" if config_path in ("default", "configs/default.yaml") else f"slim pipeline --config {config_path}"]
     out = Path(cfg.project) / cfg.name / "REPORT.md"
     return write_report(out, f"slim report: {cfg.name}", list(rows.values()), images, commands, notes)
 

@@ -23,7 +23,7 @@ HEAD = "{head}"  # in an exclude pattern: the escaped name prefix of the last mo
 # int8 scale spanning box pixels and 0-1 scores); decode tail without DFL -> 0.766, box error 0.81 px;
 # tail + DFL (this default) -> 0.799, box error 0.51 px; the whole head -> 0.792 and a 65% larger file.
 DEFAULT_EXCLUDE = (HEAD + r"dfl/", HEAD + r"[^/]+$")
-# The same default serves every task, measured with slim/bench_int8.py (demo-derived sets, 128 px): int8 minus fp32
+# The same default serves every task, measured with benchmarks/bench_int8.py (demo-derived sets, 128 px): int8 minus fp32
 # segment mask mAP50-95 -0.008, pose -0.003, obb -0.001, classify top-1 0.000; keeping the task's own head branch
 # (mask coefficients and prototypes, keypoints, angles, the linear) in fp32 as well changed none of them by more
 # than 0.001. With nothing kept in fp32 every Detect-family task scores 0, for the reason above.
@@ -31,7 +31,7 @@ DEFAULT_EXCLUDE = (HEAD + r"dfl/", HEAD + r"[^/]+$")
 
 @dataclass(frozen=True)
 class Int8Settings:
-    """How ONNX Runtime quantizes: the choices slim/bench_int8.py compares for speed and accuracy.
+    """How ONNX Runtime quantizes: the choices benchmarks/bench_int8.py compares for speed and accuracy.
 
     Attributes:
         format: "qdq" (QuantizeLinear/DequantizeLinear pairs around fp32 ops, fused by ONNX Runtime at load) or
@@ -42,7 +42,7 @@ class Int8Settings:
         reduce_range: 7-bit weights, against the uint8 x int8 pair-sum saturation of AVX2 kernels without VNNI.
     """
 
-    # Defaults, measured with slim/bench_int8.py (yolov8n, 2-core AMD EPYC with AVX512-VNNI): every uint8 x int8
+    # Defaults, measured with benchmarks/bench_int8.py (yolov8n, 2-core AMD EPYC with AVX512-VNNI): every uint8 x int8
     # setting ran at 0.47x of fp32 at 320 px and 0.42x at 640 px, within 3% of each other; int8 activations ran
     # 1.2-1.7x slower than fp32, uint8 weights 0.68-0.94x. reduce_range cost no accuracy there and keeps AVX2-only
     # CPUs from saturating (measured earlier: mAP50-95 0.7985 with it, 0.7884 without, fp32 0.8009).

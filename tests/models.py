@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from ultralytics import YOLO
 
-import slim  # noqa: F401  (offline settings before ultralytics does anything)
 
 
 def random_bn_model(yaml: str, seed: int = 0) -> nn.Module:

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import slim  # noqa: F401  (keeps ultralytics offline; before any ultralytics import)
 from slim import config as config_module
 from slim.config import Config, config_to_dict, dump_config, load_config, ultralytics_args
 from slim.errors import USAGE, UsageError

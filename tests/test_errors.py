@@ -21,7 +21,6 @@ import pytest
 import torch
 from torch import nn
 
-import slim  # noqa: F401  (offline settings before ultralytics is imported)
 from slim import provenance, ultra
 from slim.data import make_demo_dataset
 
@@ -277,12 +276,12 @@ def started(work):
     """Every run the tests look at, started in the background; name -> Future of its CompletedProcess."""
     runs = {name: (*_split(case)[:2], {}) for name, case in CASES.items()}  # name -> (script, args, env)
     runs["bare name"] = ("prune.py", ("--weights", "yolov8n.pt", "--out", "out.pt"),
-                         {"PYTHONPATH": str(work / "guard"), "SLIM_NET_LOG": str(work / "net.log")})
+                         {"PYTHONPATH": f"{work / 'guard'}{os.pathsep}{ROOT}", "SLIM_NET_LOG": str(work / "net.log")})
     runs["verbose"] = ("prune.py", ("--weights", "random.pt", "--out", "out.pt", "--verbose"), {})
     runs["never sparsity-trained"] = ("prune.py", ("--weights", "yolo.pt"), {})  # to runs/demo/prune/pruned.pt
     runs["floor"] = ("prune.py", ("--weights", "sparse.pt", "--out", "floor.pt", "--prune-ratio", "0.3"), {})
     runs["unknown layer"] = ("prune.py", ("--weights", "unknown_layer.pt", "--out", "unknown.pt"),
-                             {"PYTHONPATH": str(work / "layers")})
+                             {"PYTHONPATH": f"{work / 'layers'}{os.pathsep}{ROOT}"})
     pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)))
     yield {name: pool.submit(script, name_, *args, cwd=work, env=env) for name, (name_, args, env) in runs.items()}
     pool.shutdown(cancel_futures=True)
@@ -308,9 +307,10 @@ def test_bad_input_writes_nothing(started, work):
     assert json.loads((work / "runs" / "demo" / "val" / "kept.json").read_text())["model"] == "kept"
 
 
-def test_bare_model_name_is_not_downloaded(started, work):
+def test_bare_model_name_offline_says_where_to_put_it(started, work):
     out = started["bare name"].result()
-    assert_one_line_error(out, 1, "'yolov8n.pt' not found locally", "never downloads")
+    assert_one_line_error(out, 1, "'yolov8n.pt' not found and ultralytics is offline", f"put it in {work}",
+                          "weights_dir")
     assert not (work / "net.log").exists(), (work / "net.log").read_text()
     assert not (work / "yolov8n.pt").exists()
 

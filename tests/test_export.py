@@ -3,7 +3,6 @@
 import hashlib
 import os
 
-import slim  # noqa: F401  (keeps ultralytics offline; must come before ultralytics)
 import numpy as np
 import onnx
 import onnxruntime as ort

@@ -108,7 +108,7 @@ def test_report_has_a_row_per_model_and_its_pictures(pipeline_run):
     report = (run / "REPORT.md").read_text()
     for tag in ("baseline", "sparse", "pruned", "finetuned", "finetuned-int8", "transferred"):
         assert f"| {tag} |" in report
-    assert "gamma_hist.png" in report and "make pipeline" in report
+    assert "gamma_hist.png" in report and "slim pipeline --config " in report  # how to rebuild it
 
 
 def test_rerunning_a_stage_never_replaces_it_silently(pipeline_run):

@@ -3,7 +3,6 @@
 import hashlib
 import shutil
 
-import slim  # noqa: F401  (keeps ultralytics offline; must come before ultralytics)
 import cv2
 import numpy as np
 import onnx

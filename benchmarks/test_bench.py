@@ -5,7 +5,8 @@ import json
 import torch
 from ultralytics import YOLO
 
-from slim import bench, ultra
+from benchmarks import bench
+from slim import ultra
 from slim.config import load_config
 from slim.groups import prunable_bns
 
@@ -14,7 +15,7 @@ def test_prune_speed_writes_json_and_markdown(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "SPEED_MODEL", "yolov8n.yaml")  # yolov8s is the benchmark; the code path is the same
     monkeypatch.setattr(bench, "SPEED_REPEATS", 3)
     cfg = load_config(None, [f"project={tmp_path}"])
-    md = bench.run(cfg, "python scripts/bench.py --only prune_speed", ["prune_speed"])
+    md = bench.run(cfg, "python -m benchmarks.run_bench --only prune_speed", ["prune_speed"])
     result = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["prune_speed"]
     threads = str(torch.get_num_threads())
     assert result["model"] == "yolov8n.yaml" and set(result["median_s"]) == {threads, "1"}
@@ -24,7 +25,7 @@ def test_prune_speed_writes_json_and_markdown(tmp_path, monkeypatch):
     assert result["target"]["met"] == (result["median_s"][threads]["total"] < bench.SPEED_TARGET_S)
     assert torch.get_num_threads() == int(threads)  # the one-thread runs gave the thread count back
     text = md.read_text()
-    assert "`python scripts/bench.py --only prune_speed`" in text
+    assert "`python -m benchmarks.run_bench --only prune_speed`" in text
     assert "| total | " + " | ".join(f"{m['total']:.3f}" for m in result["median_s"].values()) + " |" in text
     assert result["machine"]["torch"] == torch.__version__ and result["machine"]["cores"] >= 1
 

@@ -47,8 +47,7 @@ def run(cfg: Config, command: str) -> Path:
     table = markdown_table(rows, [("arm", "arm", ""), ("params", "params", ",d"), ("gflops", "GFLOPs", ".3f"),
                                   ("mAP50", "mAP50", ".3f"), ("mAP50_95", "mAP50-95", ".3f"), ("train_s", "train s", "d")])
     out = folder / "BENCH_TRANSFER.md"
-    write_text(out, f"`{command}` ({result['date']}, {result['machine']})\n\n{table}\n")
-    return out
+    return write_text(out, f"`{command}` ({result['date']}, {result['machine']})\n\n{table}\n")
 
 
 def _arm(cfg: Config, arm: str, source: Path, folder: Path) -> dict:

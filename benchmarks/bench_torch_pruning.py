@@ -286,12 +286,12 @@ def stock_copy(weights: Path, out: Path) -> Path:
 
 
 # --- loads with plain ultralytics? -----------------------------------------------------------------------------
-# run in a fresh interpreter that cannot import slim or torch_pruning, as on a machine with only ultralytics
+# run in a fresh interpreter that cannot import slim, the benchmarks or torch_pruning, as on a machine with only ultralytics
 _LOAD_CHECK = """
 import sys, importlib.abc
 class Hide(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("slim", "torch_pruning"):
+        if name.split(".")[0] in ("slim", "benchmarks", "torch_pruning"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Hide())
 import numpy as np
@@ -303,7 +303,7 @@ print("LOADED", type(model.model).__name__)
 
 
 def loads_plain(weights: Path, imgsz: int, safe: bool) -> dict:
-    """Does `YOLO(weights)` load and predict in a fresh process without slim or torch_pruning?
+    """Does `YOLO(weights)` load and predict in a fresh process without slim, the benchmarks or torch_pruning?
 
     Returns:
         {"ok": bool, "error": the last line of the failure, or ""}.

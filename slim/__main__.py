@@ -1,0 +1,5 @@
+"""`python -m slim <command> ...` is the `slim` command."""
+
+from slim.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Everything that touches ultralytics internals, one module per job: an upgrade breaks here and nowhere else.
+
+checkpoints  find, load, diagnose and save ultralytics checkpoints (atomically); can a run resume
+datasets     read a dataset with ultralytics' checks; classes agree with the model
+trainers     trainers that keep a pruned architecture; the sparsity callback; new classes; device; train()
+validation   validate a checkpoint or an ONNX file; params and GFLOPs
+
+Callers use the names below (`ultra.load_model`), not the submodules.
+"""
+
+from slim.ultra.checkpoints import check_resumable, check_weights_file, load_model, save_checkpoint
+from slim.ultra.datasets import check_classes, check_inputs, read_dataset
+from slim.ultra.trainers import (
+    BASE_TRAINERS,
+    TRAINERS,
+    KeepArchitecture,
+    SparsityCallback,
+    adapt_classes_,
+    check_device,
+    train,
+)
+from slim.ultra.validation import model_size, validate, validate_onnx
+
+__all__ = [
+    "BASE_TRAINERS", "TRAINERS", "KeepArchitecture", "SparsityCallback", "adapt_classes_", "check_classes",
+    "check_device", "check_inputs", "check_resumable", "check_weights_file", "load_model", "model_size",
+    "read_dataset", "save_checkpoint", "train", "validate", "validate_onnx",
+]
