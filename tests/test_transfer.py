@@ -76,7 +76,7 @@ def test_from_scratch_arm_resets_the_weights_but_keeps_dfl(tmp_path):
     import torch
     from ultralytics import YOLO
 
-    from slim.bench_transfer import _reinitialized
+    from benchmarks.bench_transfer import _reinitialized
 
     source = tmp_path / "m.pt"
     YOLO("yolov8n.yaml").save(str(source))
