@@ -66,8 +66,8 @@ def test_knee_is_the_last_ratio_before_the_first_drop_past_the_limit():
     assert bench._knee(rows)["ratio"] == 0.0  # the first ratio already loses: no lossless cut
 
 
-def test_convergence_reads_the_curve_and_names_its_tail(tmp_path):
-    """The baseline's curve from ultralytics' results.csv (padded column names too) and the last-10% gain."""
+def test_baseline_curve_is_read_from_results_csv(tmp_path):
+    """The baseline's mAP50-95 per epoch from ultralytics' results.csv, padded column names included."""
     csv_path = tmp_path / "results.csv"
     curve = [0.1, 0.3, 0.4, 0.45, 0.47, 0.48, 0.485, 0.487, 0.488, 0.4885, 0.489]
     csv_path.write_text("epoch,  metrics/mAP50-95(B)\n" + "".join(f"{i},{m}\n" for i, m in enumerate(curve, 1)))
