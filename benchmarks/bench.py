@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from slim import stages, ultra
 from slim.config import Config, ultralytics_args
+from slim.errors import SlimError
 from slim.export import export_onnx
 from slim.groups import analyze, prunable_bns
 from slim.io import write_atomic, write_json, write_text
@@ -44,8 +45,9 @@ SIZES_IMGSZ, SIZES_RATIOS, SIZES_ROUND_TO, SPEED_PER_FLOP_TARGET = 640, (0.3, 0.
 SWEEP_RATIOS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 NOFOLD_RATIOS = (0.5, 0.8)  # each also pruned with fold_beta off, to measure what the fold is worth
 KNEE_DROP = 0.01  # the knee: the largest ratio whose mAP50-95 right after pruning is within this of the sparse model's
-RECOVERY_GFLOPS = (0.25, 0.12)  # finetuned beside the knee: the ratios that reach these fractions of the GFLOPs
-RECOVERY_TARGET = 0.99  # finetuned mAP50-95 at the knee, as a fraction of the equal-epoch dense control's
+# GFLOPs fraction of the unpruned model -> the finetuned mAP50-95 it should keep, as a fraction of the equal-epoch
+# dense control's (the issue-16 targets); recovery finetunes the ratios that reach each fraction
+RECOVERY_TARGETS = {0.40: 0.99, 0.25: 0.97}
 CONVERGED_GAIN = 0.005  # a baseline has converged when its last 10% of epochs add less than this mAP50-95
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
 OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
@@ -263,35 +265,42 @@ def _knee(rows: dict) -> dict:
 
 # --- 4. recovery by finetuning -------------------------------------------------------------------------------------
 def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
-    """Finetune the sparse model pruned at the sweep's knee and at the ratios that reach RECOVERY_GFLOPS of its
-    GFLOPs, with the config's finetune budget; beside the unpruned sparse model finetuned with the same budget
-    (the control: what the epochs alone buy)."""
+    """Finetune the sparse model pruned at the ratios that reach each of RECOVERY_TARGETS' GFLOPs fractions, with
+    the config's finetune budget; beside the unpruned sparse model finetuned with the same budget (what the epochs
+    alone buy) and, when the convergence section ran first, the equal-epoch dense control the targets refer to."""
     source = stages.output_of(cfg, "sparsity")
-    knee = _read_json(folder.parent / "bench.json").get("sweep", {}).get("knee")
-    if not source.exists() or knee is None:
-        return _skipped(f"no sparse model at {source} or no sweep knee: run `make pipeline` and the sweep first")
+    if not source.exists():
+        return _skipped(f"no sparse model at {source}: run the train and sparsity stages first")
     sizes = ultra.model_size(ultra.load_model(source)[0], cfg.imgsz)
     rows = {UNPRUNED: {"ratio": 0.0, **sizes, **_val(cfg, source, folder, "sparse")}}
     control = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-r0"), source, exist_ok)
     rows[CONTROL] = {"ratio": 0.0, **sizes, **_val(cfg, control, folder, "r0-ft")}
-    ratios = {"knee": knee["ratio"], **{f"{f:.0%} GFLOPs": _ratio_for_gflops(cfg, source, f) for f in RECOVERY_GFLOPS}}
-    for aim, ratio in ratios.items():
+    aims = {}
+    for fraction in RECOVERY_TARGETS:
+        ratio = _ratio_for_gflops(cfg, source, fraction)
         tag = f"r{round(ratio * 100)}"
         pruned, row = _prune(cfg, source, folder / f"{tag}.pt", ratio)
         finetuned = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), pruned, exist_ok)
-        rows[f"{tag} ({aim})"] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
-                                  **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
+        aims[fraction] = f"{tag} (<= {fraction:.0%} GFLOPs)"
+        rows[aims[fraction]] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
+                                **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
     dense = _read_json(folder.parent / "bench.json").get("convergence", {}).get("control")  # when measured first
     for row in rows.values():
         row["gflops_fraction"] = row["gflops"] / sizes["gflops"]
         row["mAP_fraction"] = row["mAP50_95"] / rows[UNPRUNED]["mAP50_95"]
         row["mAP_vs_control"] = row["mAP50_95"] / rows[CONTROL]["mAP50_95"]
         row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
-    at_knee = next(row for tag, row in rows.items() if tag.endswith("(knee)"))
-    what = (f"at the knee ({at_knee['gflops_fraction']:.0%} of the GFLOPs), finetuned mAP50-95 >= "
-            f"{RECOVERY_TARGET:.0%} of the equal-epoch dense control's")
-    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "rows": _tagged(rows),
-            "target": _target(what, at_knee["mAP_vs_control"] >= RECOVERY_TARGET)}
+    targets = []
+    for fraction, keep in RECOVERY_TARGETS.items():
+        row = rows[aims[fraction]]
+        what = (f"at {row['gflops_fraction']:.1%} (<= {fraction:.0%}) of the GFLOPs, finetuned mAP50-95 >= {keep:.0%} "
+                f"of the equal-epoch dense control's")
+        if dense is None:
+            targets.append(_target(what + " (not measured: no dense control, run --only convergence first)", False))
+        else:
+            targets.append(_target(f"{what} ({row['mAP_vs_dense']:.1%})", row["mAP_vs_dense"] >= keep))
+    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "dense_control": dense,
+            "rows": _tagged(rows), "targets": targets}
 
 
 def _ratio_for_gflops(cfg: Config, source: Path, fraction: float, steps: int = 7) -> float:
@@ -413,24 +422,34 @@ def _hook_ms(weights: Path, calls: int = 200) -> float:
 
 # --- 7. convergence and the dense control ---------------------------------------------------------------------------
 def convergence(cfg: Config, folder: Path, exist_ok: bool) -> dict:
-    """Has the baseline stopped learning (its last 10% of epochs add < CONVERGED_GAIN mAP50-95)? And the dense
+    """Has the baseline stopped learning (its last 10% of epochs add < CONVERGED_GAIN mAP50-95 to its best)? And the dense
     control: the baseline trained on, unpruned, for the sparsity + finetune epochs, with the finetune settings."""
     results = cfg.stage_dir("train") / "results.csv"
     if not results.exists():
         return _skipped(f"no baseline training log at {results}: run `make pipeline` first")
     curve = _map_curve(results)
-    tail = max(1, round(0.1 * len(curve)))
-    gain = max(curve[-tail:]) - curve[-tail - 1]
+    tail, gain = tail_gain(curve)
     epochs = cfg.sparsity.args.get("epochs", 0) + cfg.finetune.args.get("epochs", 0)
     finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": epochs})
     dense = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-dense", finetune=finetune),
                        stages.output_of(cfg, "train"), exist_ok)
     control = {"epochs": epochs, **_val(cfg, dense, folder, "dense-control")}
     baseline = _val(cfg, stages.output_of(cfg, "train"), folder, "baseline")
-    what = f"the last {tail} of {len(curve)} epochs add < {CONVERGED_GAIN} mAP50-95 (added {gain:+.4f})"
+    what = (f"the last {tail} of {len(curve)} epochs add < {CONVERGED_GAIN} mAP50-95 to the best epoch before them "
+            f"(added {gain:+.4f})")
     return {"curve": curve, "tail_epochs": tail, "tail_gain": gain, "baseline": baseline, "control": control,
             "plot": str(_plot_curve(curve, tail, folder / "baseline_curve.png")),
             "target": _target(what, gain < CONVERGED_GAIN)}
+
+
+def tail_gain(curve: list) -> tuple[int, float]:
+    """(the last 10% of the epochs, at least one; what they add to the best mAP50-95 before them).
+
+    Against the best so far, not the epoch just before the tail: best.pt is the baseline, and one epoch's dip or
+    spike on a small val set would otherwise decide it.
+    """
+    tail = max(1, round(0.1 * len(curve)))
+    return tail, max(curve[-tail:]) - max(curve[:-tail])
 
 
 def _map_curve(results_csv: Path) -> list[float]:
@@ -448,6 +467,83 @@ def _plot_curve(curve: list, tail: int, out: Path) -> Path:
     ax.axvspan(len(curve) - tail + 0.5, len(curve) + 0.5, color="grey", alpha=0.15, label=f"last {tail} epochs")
     ax.set(xlabel="epoch", ylabel="mAP50-95 (val)", title="Baseline training: has it converged?")
     ax.legend(frameon=False, fontsize=8)
+    return _save(fig, out)
+
+
+# --- 8. slim against Torch-Pruning at equal GFLOPs and epochs ------------------------------------------------------
+def frontier(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """Torch-Pruning beside slim at each recovery point: the same sparse model pruned in one step by Torch-Pruning's
+    network-slimming recipe (uniform per-layer ratio, Detect head ignored) to slim's GFLOPs, finetuned with the same
+    settings and epochs. Plots mAP50-95 against GFLOPs: slim right after pruning (the sweep), both finetuned, and
+    the dense control and baseline as lines."""
+    from benchmarks import bench_torch_pruning as tp
+
+    done = _read_json(folder.parent / "bench.json")
+    recovered = [r for r in done.get("recovery", {}).get("rows", []) if r["ratio"] > 0]
+    source = stages.output_of(cfg, "sparsity")
+    if not recovered or not source.exists():
+        return _skipped("no recovery rows: run the recovery section first")
+    tp.require_torch_pruning()
+    tcfg, dense = dataclasses.replace(cfg, name=f"{cfg.name}-bench-tp"), done["recovery"].get("dense_control")
+    full = tp.gflops(ultra.load_model(source)[0])
+    rows = []
+    for slim_row in recovered:
+        tag = f"tp-{slim_row['model'].split()[0]}"
+        target = tp.gflops(ultra.load_model(Path(slim_row["finetuned"]))[0]) / full  # slim's, read at the same size
+        try:
+            best = _tp_finetuned(tcfg, source, target, tag, exist_ok)
+        except SlimError as e:  # e.g. the ignored Detect head alone exceeds the target
+            rows.append({"model": tag, "slim_model": slim_row["model"], "unreachable": str(e)})
+            continue
+        model = ultra.load_model(best)[0]
+        row = {"model": tag, "slim_model": slim_row["model"], **ultra.model_size(model, cfg.imgsz),
+               **_val(cfg, best, folder, tag), "slim_mAP50_95": slim_row["mAP50_95"], "finetuned": str(best)}
+        row["gflops_fraction"] = tp.gflops(model) / full
+        row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
+        rows.append(row)
+    plot = _plot_frontier(cfg, done, rows, folder / "map_vs_gflops.png")
+    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "rows": rows, "plot": str(plot)}
+
+
+def _tp_finetuned(tcfg: Config, source: Path, target: float, tag: str, exist_ok: bool) -> Path:
+    """Torch-Pruning's one-step prune of `source` to `target` of its GFLOPs, finetuned with tcfg's finetune
+    settings; reused when the last run here had the same start, target and settings."""
+    from benchmarks import bench_torch_pruning as tp
+
+    record = tcfg.stage_dir(tag) / "bench-run.json"
+    settings = json.loads(json.dumps({"source": _digest(source), "target": round(target, 6),
+                                      "args": ultralytics_args(tcfg, "finetune"), "data": stages.resolve_data(tcfg)}))
+    stored = _read_json(record)
+    if stored.get("settings") == settings and Path(stored["best"]).exists() and not exist_ok:
+        LOG.info(f"frontier: reusing {stored['best']}, the same Torch-Pruning run (--exist-ok runs it again)")
+        return Path(stored["best"])
+    best, _ = tp.run_tp(tcfg, source, target, 1, tcfg.finetune.args["epochs"], tag, global_pruning=False)
+    write_json(record, {"settings": settings, "best": str(best)})
+    return Path(best)
+
+
+def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
+    """mAP50-95 against GFLOPs: slim pruned (the sweep), slim and Torch-Pruning finetuned, dense control line."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    swept = [r for r in done.get("sweep", {}).get("rows", []) if r.get("fold_beta", True) and r["ratio"] > 0]
+    if swept:
+        ax.plot([r["gflops"] for r in swept], [r["mAP50_95"] for r in swept], ".-", color="C0", alpha=0.4,
+                label="slim, pruned (no finetune)")
+    slim_rows = [r for r in done["recovery"]["rows"] if r["ratio"] > 0]
+    ax.plot([r["gflops"] for r in slim_rows], [r["mAP50_95"] for r in slim_rows], "o", color="C0", markersize=8,
+            label="slim, finetuned")
+    reached = [r for r in tp_rows if "unreachable" not in r]
+    ax.plot([r["gflops"] for r in reached], [r["mAP50_95"] for r in reached], "s", color="C1", markersize=7,
+            label="Torch-Pruning, finetuned")
+    dense = done.get("convergence", {}).get("control")
+    if dense:
+        ax.axhline(dense["mAP50_95"], color="C2", linestyle="--", label=f"dense control ({dense['epochs']} more epochs)")
+    base = done.get("convergence", {}).get("baseline")
+    if base:
+        ax.axhline(base["mAP50_95"], color="grey", linestyle=":", label="baseline")
+    ax.set(xlabel=f"GFLOPs at {cfg.imgsz} px", ylabel="mAP50-95 (val)", title=f"{cfg.name}: accuracy against compute")
+    ax.legend(frameon=False, fontsize=7)
     return _save(fig, out)
 
 
@@ -593,8 +689,8 @@ def render(results: dict) -> str:
                   f"load average {m['load_avg_1m']} at start; torch {m['torch']}, ultralytics {m['ultralytics']}, "
                   f"onnxruntime {m['onnxruntime']}, Python {m['python']}"]
         parts.append(f"skipped: {section['skipped']}" if "skipped" in section else RENDER[name](section))
-        if "target" in section:
-            parts.append(f"Target: {section['target']['what']}: **{'met' if section['target']['met'] else 'MISSED'}**")
+        for target in section.get("targets", [section["target"]] if "target" in section else []):
+            parts.append(f"Target: {target['what']}: **{'met' if target['met'] else 'MISSED'}**")
     return "\n\n".join(parts) + "\n"
 
 
@@ -641,6 +737,17 @@ def _render_recovery(s: dict) -> str:
     return intro + "\n\n" + markdown_table(s["rows"], cols)
 
 
+def _render_frontier(s: dict) -> str:
+    cols = [("model", "model", ""), ("slim_model", "slim at the same GFLOPs", ""), ("gflops", "GFLOPs", ".2f"),
+            ("gflops_fraction", "GFLOPs fraction", ".1%"), *MAP_COLUMNS, ("slim_mAP50_95", "slim mAP50-95", ".3f"),
+            ("mAP_vs_dense", "vs dense control", ".1%")]
+    reached = [r for r in s["rows"] if "unreachable" not in r]
+    missed = "".join(f" {r['model']}: {r['unreachable']}." for r in s["rows"] if "unreachable" in r)
+    return (f"Torch-Pruning from the same sparse model, one prune step (BNScaleImportance, uniform per-layer ratio, "
+            f"Detect head ignored) to slim's GFLOPs, then {s['epochs']} finetune epochs with the same settings."
+            f"{missed} Plot: {s['plot']}\n\n" + markdown_table(reached, cols))
+
+
 def _render_overhead(s: dict) -> str:
     rows = [{"arm": arm, "median": s["median_s"][arm], "all": ", ".join(f"{t:.1f}" for t in s["epoch_s"][arm])}
             for arm in ("normal", "sparsity")]
@@ -668,7 +775,7 @@ def _render_gammas(s: dict) -> str:
 
 
 SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "sweep": sweep, "recovery": recovery,
-            "overhead": overhead, "gammas": gammas, "convergence": convergence}
+            "overhead": overhead, "gammas": gammas, "convergence": convergence, "frontier": frontier}
 RENDER = {"prune_speed": _render_speed, "sizes640": _render_sizes, "sweep": _render_sweep,
           "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas,
-          "convergence": _render_convergence}
+          "convergence": _render_convergence, "frontier": _render_frontier}

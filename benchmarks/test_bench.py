@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from ultralytics import YOLO
 
@@ -72,3 +73,28 @@ def test_baseline_curve_is_read_from_results_csv(tmp_path):
     curve = [0.1, 0.3, 0.4, 0.45, 0.47, 0.48, 0.485, 0.487, 0.488, 0.4885, 0.489]
     csv_path.write_text("epoch,  metrics/mAP50-95(B)\n" + "".join(f"{i},{m}\n" for i, m in enumerate(curve, 1)))
     assert bench._map_curve(csv_path) == curve
+
+
+def test_tail_gain_measures_the_last_tenth_against_the_best_before_it():
+    assert bench.tail_gain([0.1, 0.5, 0.6, 0.58, 0.61, 0.6, 0.62, 0.6, 0.59, 0.625]) == (1, pytest.approx(0.005))
+    tail, gain = bench.tail_gain([0.2] * 10 + [0.3, 0.7, 0.5] + [0.69] * 7)  # 20 epochs: the last 2
+    assert tail == 2 and gain == pytest.approx(-0.01)  # a spike before the tail is the best to beat
+    assert bench.tail_gain([0.1, 0.2]) == (1, pytest.approx(0.1))
+
+
+def test_frontier_plot_and_targets_render(tmp_path):
+    """The frontier plot from recorded rows (no training), and every target of a section in BENCH.md."""
+    done = {"sweep": {"rows": [{"ratio": r, "gflops": 1 - r, "mAP50_95": 0.6 - r / 4} for r in (0.0, 0.3, 0.6)]},
+            "recovery": {"rows": [{"ratio": 0.6, "gflops": 0.4, "mAP50_95": 0.59}]},
+            "convergence": {"control": {"epochs": 16, "mAP50_95": 0.6}, "baseline": {"mAP50_95": 0.58}}}
+    tp_rows = [{"gflops": 0.4, "mAP50_95": 0.55}, {"model": "tp-r80", "unreachable": "cannot reach"}]
+    cfg = load_config(None, [f"project={tmp_path}"])
+    png = bench._plot_frontier(cfg, done, tp_rows, tmp_path / "f.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    machine = {k: "x" for k in ("cpu", "usable_cores", "cores", "torch_threads", "load_avg_1m", "torch",
+                                "ultralytics", "onnxruntime", "python")}
+    section = {"command": "c", "date": "d", "wall_s": 1.0, "machine": machine, "source": "s", "epochs": 8,
+               "dense_control": None, "rows": [],
+               "targets": [bench._target("first", True), bench._target("second", False)]}
+    text = bench.render({"recovery": section})
+    assert "Target: first: **met**" in text and "Target: second: **MISSED**" in text

@@ -3,6 +3,7 @@
 Generated from its arguments alone (no downloads), once per folder, and moved into place atomically.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,12 +19,21 @@ from slim.errors import SlimError, UsageError
 CLASSES = ("ellipse", "rectangle", "triangle", "cross", "star")
 OTHER_CLASSES = ("hexagon", "diamond", "arrow")  # a second set, none of the first's shapes: for transfer learning
 GENERATOR = "slim.data shapes v3"  # bump when the drawing changes, so old folders are not taken as current
+HARD = "hard"  # the harder style: photographs behind, every shape class, small and overlapping objects
+HARD_GENERATOR = "slim.data shapes-hard v1"  # its own version: changing it leaves the plain demo's folders valid
+# photographs that ship inside scikit-image's wheel (BSD-3): real edges, textures, faces and objects as clutter,
+# with no download; read as files, scikit-image itself is never imported
+PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png", "coins.png",
+          "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png", "motorcycle_left.png",
+          "page.png", "retina.jpg", "rocket.jpg", "text.png")
+# the built-in generated datasets by `data:` name: (classes, style)
+DEMOS = {"demo": (CLASSES, "plain"), "demo-other": (OTHER_CLASSES, "plain"), "demo-hard": (CLASSES + OTHER_CLASSES, HARD)}
 STAMP = "slim_demo.json"
 YAML = "data.yaml"
 
 
 def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: int = 0,
-                      classes: tuple = CLASSES) -> Path:
+                      classes: tuple = CLASSES, style: str = "plain") -> Path:
     """Generate the demo dataset in `root` unless it is already there, and return its yaml.
 
     Args:
@@ -33,6 +43,9 @@ def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: in
         imgsz: side of the square images in pixels.
         seed: every image and label follows from (seed, split, index).
         classes: the shape names to draw, from CLASSES and OTHER_CLASSES; class i of the labels is classes[i].
+        style: "plain" (the demo), or HARD: photographs as background and clutter, 3-12 objects of 6-30% of the
+            image side that may overlap (each covers at most 40% of any box drawn before it), texture on the shapes
+            and blur; the photographs come from scikit-image's wheel (pip install scikit-image).
 
     Returns:
         The absolute path of data.yaml.
@@ -48,10 +61,14 @@ def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: in
     unknown = [c for c in classes if c not in CLASSES + OTHER_CLASSES]
     if unknown or not classes:
         raise UsageError(f"demo classes must be names from {CLASSES + OTHER_CLASSES}, got {list(classes)}")
+    if style not in ("plain", HARD):
+        raise UsageError(f"demo style must be 'plain' or '{HARD}', got '{style}'")
     root = Path(root).absolute()
-    args = {"generator": GENERATOR, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+    args = {"generator": HARD_GENERATOR if style == HARD else GENERATOR, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
     if tuple(classes) != CLASSES:  # only then: stamps of default sets written before this option stay valid
         args["classes"] = list(classes)
+    if style == HARD:
+        args["style"] = style
     if _is_complete(root, args):
         return root / YAML
     _check_replaceable(root)
@@ -65,6 +82,11 @@ def make_demo_dataset(root: Path, n_train: int, n_val: int, imgsz: int, seed: in
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root / YAML
+
+
+def generator_of(demo: str) -> str:
+    """The generator version of the built-in set named `demo` (a key of DEMOS)."""
+    return HARD_GENERATOR if DEMOS[demo][1] == HARD else GENERATOR
 
 
 def _read_stamp(root: Path):
@@ -91,7 +113,7 @@ def _is_complete(root: Path, args: dict) -> bool:
 
 
 def _describe(args: dict) -> str:
-    keys = ("n_train", "n_val", "imgsz", "seed", "classes", "generator")
+    keys = ("n_train", "n_val", "imgsz", "seed", "classes", "style", "generator")
     return " ".join(f"{k}={args[k]}" for k in keys if k in args)
 
 
@@ -155,8 +177,13 @@ def _write_split(tmp: Path, split: str, args: dict, bar: tqdm) -> None:
     (tmp / "labels" / split).mkdir(parents=True)
     # one independent stream per image, so an image does not depend on how many came before it
     seeds = np.random.SeedSequence([args["seed"], 0 if split == "train" else 1]).spawn(args[f"n_{split}"])
+    photos = load_photos() if args.get("style") == HARD else None
     for i, ss in enumerate(seeds):
-        image, labels = draw_image(np.random.default_rng(ss), args["imgsz"], _classes(args))
+        rng = np.random.default_rng(ss)
+        if photos is None:
+            image, labels = draw_image(rng, args["imgsz"], _classes(args))
+        else:
+            image, labels = draw_hard_image(rng, args["imgsz"], _classes(args), photos)
         stem = f"{split}_{i:05d}"
         cv2.imwrite(str(tmp / "images" / split / f"{stem}.png"), image)
         lines = "".join(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in labels)
@@ -260,19 +287,30 @@ def _shape(name: str, rng: np.random.Generator) -> np.ndarray:
     return points @ np.array([[c, s], [-s, c]])
 
 
-def _place(rng: np.random.Generator, shape: np.ndarray, imgsz: int, boxes: list, tries: int = 20):
-    """Scale and move `shape` to a random spot inside the image whose box overlaps none of `boxes`."""
+def _place(rng: np.random.Generator, shape: np.ndarray, imgsz: int, boxes: list, tries: int = 20,
+           sizes: tuple = (0.16, 0.5), max_cover: float = 0.0):
+    """Scale `shape` to a longer side of `sizes` (fractions of the image) and move it to a random spot inside the
+    image where its box covers at most `max_cover` of each of `boxes` (0: overlaps none)."""
     extent = shape.max(0) - shape.min(0)
     for _ in range(tries):
-        size = imgsz * rng.uniform(0.16, 0.5)  # the longer side of the box, in pixels
+        size = imgsz * rng.uniform(*sizes)  # the longer side of the box, in pixels
         points = (shape - shape.min(0)) * (size / extent.max())
         w, h = points.max(0)
         points = points + [rng.uniform(1, imgsz - 1 - w), rng.uniform(1, imgsz - 1 - h)]
         x0, y0 = points.min(0)
         x1, y1 = points.max(0)
-        if all(x1 < bx0 or bx1 < x0 or y1 < by0 or by1 < y0 for bx0, by0, bx1, by1 in boxes):
+        if all(_covered((x0, y0, x1, y1), box) <= max_cover for box in boxes):
             return points
     return None
+
+
+def _covered(new: tuple, old: tuple) -> float:
+    """The fraction of box `old`'s area that box `new` covers (both x0, y0, x1, y1); -1 when they do not touch."""
+    w = min(new[2], old[2]) - max(new[0], old[0])
+    h = min(new[3], old[3]) - max(new[1], old[1])
+    if w < 0 or h < 0:
+        return -1.0
+    return w * h / max((old[2] - old[0]) * (old[3] - old[1]), 1e-9)
 
 
 def _contrasting(rng: np.random.Generator, image: np.ndarray, points: np.ndarray, tries: int = 10) -> tuple:
@@ -285,6 +323,87 @@ def _contrasting(rng: np.random.Generator, image: np.ndarray, points: np.ndarray
         if np.abs(color - under).mean() >= 60:
             return tuple(int(c) for c in color)
     return (0, 0, 0) if under.mean() > 127 else (255, 255, 255)
+
+
+# --- the harder style: photographs behind and between the shapes --------------------------------------------------
+
+
+def load_photos() -> list:
+    """scikit-image's bundled photographs (PHOTOS) as BGR uint8 arrays, found without importing scikit-image.
+
+    Raises:
+        UsageError: scikit-image is not installed, or its wheel lacks the photographs.
+    """
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("the hard demo set draws on scikit-image's bundled photographs: pip install scikit-image")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    photos = [cv2.imread(str(folder / name), cv2.IMREAD_COLOR) for name in PHOTOS]
+    missing = [name for name, photo in zip(PHOTOS, photos) if photo is None]
+    if missing:
+        raise UsageError(f"scikit-image at {folder.parent} lacks its bundled photographs {missing}: reinstall it")
+    return photos
+
+
+def draw_hard_image(rng: np.random.Generator, imgsz: int, classes: tuple, photos: list):
+    """Draw one image in the harder style: a photograph crop as background, a few photo patches and strokes as
+    clutter, 3-12 shapes of 6-30% of the side that may overlap, each with some photo texture, then maybe a blur.
+
+    Returns:
+        image: (imgsz, imgsz, 3) uint8 BGR.
+        labels: list of (class, cx, cy, w, h), box coordinates normalised to (0, 1].
+    """
+    image = _photo_crop(rng, photos, imgsz, imgsz)
+    for _ in range(int(rng.integers(1, 4))):  # pasted patches: real edges and textures that are no class
+        side = int(imgsz * rng.uniform(0.1, 0.35))
+        x, y = rng.integers(0, imgsz - side, 2)
+        image[y : y + side, x : x + side] = _photo_crop(rng, photos, side, side)
+    _strokes(rng, image, int(rng.integers(2, 6)))
+    _splats(rng, image, int(rng.integers(0, 3)))
+    boxes, labels = [], []
+    for _ in range(int(rng.integers(3, 13))):
+        cls = int(rng.integers(len(classes)))
+        points = _place(rng, _shape(classes[cls], rng), imgsz, boxes, sizes=(0.06, 0.3), max_cover=0.4)
+        if points is None:
+            continue
+        x0, y0 = points.min(0)
+        x1, y1 = points.max(0)
+        boxes.append((x0, y0, x1, y1))
+        _fill_textured(rng, image, points, photos)
+        labels.append((cls, (x0 + x1) / 2 / imgsz, (y0 + y1) / 2 / imgsz, (x1 - x0) / imgsz, (y1 - y0) / imgsz))
+    _strokes(rng, image, int(rng.integers(0, 4)), thickness=1)
+    if rng.random() < 0.3:  # defocus: edges a detector cannot rely on being sharp
+        image[:] = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4))
+    return image, labels
+
+
+def _photo_crop(rng: np.random.Generator, photos: list, width: int, height: int) -> np.ndarray:
+    """A random crop of a random photograph, resized to (height, width, 3), maybe mirrored, with its brightness and
+    contrast jittered."""
+    photo = photos[int(rng.integers(len(photos)))]
+    ph, pw = photo.shape[:2]
+    side = int(min(ph, pw) * rng.uniform(0.25, 1.0))
+    y, x = rng.integers(0, ph - side + 1), rng.integers(0, pw - side + 1)
+    crop = cv2.resize(photo[y : y + side, x : x + side], (width, height), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    crop = crop.astype(np.float32) * rng.uniform(0.6, 1.3) + rng.uniform(-40, 40)
+    return np.clip(crop, 0, 255).astype(np.uint8)
+
+
+def _fill_textured(rng: np.random.Generator, image: np.ndarray, points: np.ndarray, photos: list) -> None:
+    """Fill the polygon `points` in place with a contrasting colour blended with 20-50% of a photo texture."""
+    colour = np.array(_contrasting(rng, image, points), np.float32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    x0, y0 = np.floor(points.min(0)).astype(int)
+    x1, y1 = np.ceil(points.max(0)).astype(int) + 1
+    texture = _photo_crop(rng, photos, x1 - x0, y1 - y0).astype(np.float32)
+    alpha = rng.uniform(0.2, 0.5)
+    fill = (1 - alpha) * colour + alpha * texture
+    m = mask[y0:y1, x0:x1, None].astype(np.float32) / 255
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    image[y0:y1, x0:x1] = np.clip(region * (1 - m) + fill * m, 0, 255).astype(np.uint8)
 
 
 # --- the demo set recast for the other tasks: same images, labels rewritten from each box ---------------------------

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from slim.config import Config, config_to_dict
-from slim.data import GENERATOR
+from slim.data import DEMOS, generator_of
 from slim.io import write_json
 
 RECORD = "provenance.json"
@@ -28,8 +28,8 @@ def wanted(cfg: Config, stage: str, source: str | Path | None) -> dict:
     keys = {}
     if stage in TRAINED:
         keys.update({k: raw[k] for k in ("data", "imgsz", "seed")})
-        if cfg.data == "demo":  # the generated images are an input too: their generator and settings
-            keys.update({f"demo.{k}": v for k, v in raw["demo"].items()}, **{"demo.generator": GENERATOR})
+        if cfg.data in DEMOS:  # the generated images are an input too: their generator and settings
+            keys.update({f"demo.{k}": v for k, v in raw["demo"].items()}, **{"demo.generator": generator_of(cfg.data)})
     if stage == "train":
         keys["model"] = cfg.model
     if stage == "transfer":  # trained with the finetune section's settings, on transfer.data

@@ -17,7 +17,7 @@ from torch import nn
 
 from slim import provenance, ultra
 from slim.config import Config, dump_config, ultralytics_args
-from slim.data import CLASSES, GENERATOR, OTHER_CLASSES, make_demo_dataset
+from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.io import write_json
@@ -36,7 +36,6 @@ OUTPUTS = {
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
 SCRIPTS = {"train": "train", "sparsity": "train_sparsity", "prune": "prune", "finetune": "finetune",
            "transfer": "transfer"}
-DEMOS = {"demo": CLASSES, "demo-other": OTHER_CLASSES}  # built-in generated datasets by `data:` name
 
 
 def output_of(cfg: Config, stage: str) -> Path:
@@ -105,9 +104,9 @@ def resolve_data(cfg: Config) -> str:
             raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
         return cfg.data
     d = cfg.demo
-    version = GENERATOR.split()[-1]  # in the name, so a newer generator makes a new folder instead of an error
+    version = generator_of(cfg.data).split()[-1]  # in the name: a newer generator makes a new folder, not an error
     root = Path(cfg.project) / "demo_data" / f"{cfg.data}-{version}-{d.n_train}-{d.n_val}-{d.imgsz}-{d.seed}"
-    return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed, DEMOS[cfg.data]))
+    return str(make_demo_dataset(root.resolve(), d.n_train, d.n_val, d.imgsz, d.seed, *DEMOS[cfg.data]))
 
 
 def _ultra_args(cfg: Config, stage: str) -> dict:

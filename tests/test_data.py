@@ -1,5 +1,6 @@
 """The demo dataset: deterministic, valid YOLO labels, generated once, never mixed, never half-written."""
 
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,52 @@ def test_other_classes_make_a_separate_labelled_set(tmp_path):
         assert f.read_bytes() == (tmp_path / "b" / "images" / "train" / f.name).read_bytes()
     with pytest.raises(UsageError, match="demo classes"):
         make_demo_dataset(tmp_path / "d", n_train=3, n_val=2, imgsz=64, classes=("blob",))
+
+
+def test_hard_style_draws_more_smaller_overlapping_objects_on_photographs(tmp_path):
+    """The hard benchmark's set: every shape class, 3-12 objects of 6-30% of the side (the label boxes), each
+    covering at most 40% of any box drawn before it; deterministic; its stamp names the style and generator."""
+    args = dict(n_train=40, n_val=8, imgsz=128)
+    root = make_demo_dataset(tmp_path / "hard", **args, classes=CLASSES + OTHER_CLASSES, style=slim.data.HARD).parent
+    again = make_demo_dataset(tmp_path / "again", **args, classes=CLASSES + OTHER_CLASSES, style="hard").parent
+    plain = make_demo_dataset(tmp_path / "plain", **args).parent
+    assert _files(root) == _files(again) and _files(root).keys() == _files(plain).keys()
+    stamp = json.loads((root / STAMP).read_text())
+    assert stamp["style"] == "hard" and stamp["generator"] == slim.data.HARD_GENERATOR != GENERATOR
+    assert yaml.safe_load((root / "data.yaml").read_text())["names"] == dict(enumerate(CLASSES + OTHER_CLASSES))
+    counts, sides, overlaps = [], [], 0
+    for label in (root / "labels" / "train").glob("*.txt"):
+        boxes = [[float(v) for v in line.split()] for line in label.read_text().splitlines()]
+        counts.append(len(boxes))
+        sides += [max(w, h) for _, _, _, w, h in boxes]
+        corners = [(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) for _, cx, cy, w, h in boxes]
+        for i, new in enumerate(corners):
+            for old in corners[:i]:
+                assert slim.data._covered(new, old) <= 0.4 + 1e-6
+                overlaps += slim.data._covered(new, old) > 0
+    assert min(counts) >= 1 and max(counts) <= 12 and sum(counts) / len(counts) > 4  # the plain set: 1-5
+    assert min(sides) >= 0.06 - 1e-6 and max(sides) <= 0.3 + 1e-6
+    assert overlaps > 0  # overlap happens, within the limit
+    plain_sides = [max(map(float, line.split()[3:5])) for f in (plain / "labels").rglob("*.txt")
+                   for line in f.read_text().splitlines()]
+    assert min(plain_sides) >= 0.16 - 1e-6 > min(sides)  # smaller objects than the plain set ever has
+
+
+def test_hard_style_without_scikit_image_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(slim.data.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UsageError, match="pip install scikit-image"):
+        make_demo_dataset(tmp_path / "hard", n_train=2, n_val=1, imgsz=64, style="hard")
+    assert not (tmp_path / "hard").exists()
+    with pytest.raises(UsageError, match="demo style"):
+        make_demo_dataset(tmp_path / "x", n_train=2, n_val=1, imgsz=64, style="harder")
+
+
+def test_config_data_demo_hard_resolves_to_the_hard_set(tmp_path):
+    from slim.config import load_config
+    from slim.stages import resolve_data
+
+    cfg = load_config(None, [f"project={tmp_path}", "data=demo-hard", "demo.n_train=2", "demo.n_val=1",
+                             "demo.imgsz=64"])
+    data = Path(resolve_data(cfg))
+    assert data.parent.name == f"demo-hard-{slim.data.HARD_GENERATOR.split()[-1]}-2-1-64-0"
+    assert json.loads((data.parent / STAMP).read_text())["style"] == "hard"
