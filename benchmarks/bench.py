@@ -30,7 +30,7 @@ from slim.errors import SlimError
 from slim.export import export_onnx
 from slim.groups import analyze, prunable_bns
 from slim.io import write_atomic, write_json, write_text
-from slim.latency import compare_latency
+from slim.latency import compare_latency, torch_latency_ms
 from slim.plan import PruningPlan, build_plan
 from slim.report import markdown_table
 from slim.sparsity import SMALL_GAMMA, add_bn_l1_grad_, gamma_stats
@@ -51,7 +51,8 @@ RECOVERY_TARGETS = {0.40: 0.99, 0.25: 0.97}
 CONVERGED_GAIN = 0.005  # a baseline has converged when its last 10% of epochs add less than this mAP50-95
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
 OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
-LATENCY = {"small": (100, 10), "640": (30, 5)}  # (timed runs, warm-up runs) per model
+LATENCY = {"small": (100, 10), "640": (30, 5), "gpu": (200, 20)}  # (timed runs, warm-up runs) per model
+GPU_ROUNDS = 10  # PyTorch GPU timing: the runs split into rounds, each timing every model; median of round medians
 DPI = 110
 
 
@@ -547,6 +548,43 @@ def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
     return _save(fig, out)
 
 
+# --- 9. GPU latency --------------------------------------------------------------------------------------------------
+def gpu(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """On the config's GPU, batch 1: PyTorch fp32 and fp16 and ONNX Runtime's CUDA provider latency of the sparse
+    model and of each finetuned recovery point, all interleaved per backend; and whether sparsity training used AMP
+    (the sparse checkpoint's own train_args)."""
+    if cfg.device in ("cpu", "") or not torch.cuda.is_available():
+        return _skipped(f"no CUDA device here (device: {cfg.device or 'auto'}): run with a GPU config, e.g. hard_gpu")
+    recovered = [r for r in _read_json(folder.parent / "bench.json").get("recovery", {}).get("rows", [])
+                 if r["ratio"] > 0]
+    source = stages.output_of(cfg, "sparsity")
+    if not recovered or not source.exists():
+        return _skipped("no recovery rows: run the recovery section first")
+    weights = {"unpruned": source, **{r["model"].split()[0]: Path(r["finetuned"]) for r in recovered}}
+    device, (runs, warmup) = f"cuda:{cfg.device.split(',')[0]}", LATENCY["gpu"]
+    models = {tag: ultra.load_model(w)[0] for tag, w in weights.items()}
+    rows = {tag: ultra.model_size(model, cfg.imgsz) for tag, model in models.items()}
+    for half, key in ((False, "torch_fp32_ms"), (True, "torch_fp16_ms")):
+        for _ in range(GPU_ROUNDS):  # every model in every round: the GPU's clocks drift over a run
+            for tag, model in models.items():
+                t = torch_latency_ms(model, cfg.imgsz, device, runs // GPU_ROUNDS, warmup, half=half)
+                rows[tag].setdefault(key, []).append(t["median_ms"])
+    for row in rows.values():
+        row.update({k: statistics.median(row[k]) for k in ("torch_fp32_ms", "torch_fp16_ms")})
+    e = cfg.export
+    onnx = {tag: export_onnx(w, folder / f"{tag}.onnx", cfg.imgsz, e.opset, False, e.simplify, False, e.atol).path
+            for tag, w in weights.items()}
+    try:
+        ort = compare_latency(onnx, cfg.imgsz, runs, warmup, provider="CUDAExecutionProvider")
+        for tag, row in rows.items():
+            row["ort_cuda_ms"] = ort[tag]["median_ms"]
+    except SlimError as err:  # onnxruntime without CUDA: the PyTorch figures still stand
+        LOG.warning(f"gpu: {err}")
+    train_args = ultra.load_model(source)[1].get("train_args", {})
+    return {"device": torch.cuda.get_device_name(device), "imgsz": cfg.imgsz, "runs": runs,
+            "sparsity_amp": train_args.get("amp", True), "rows": _tagged(rows)}
+
+
 # --- 6. gamma sparsity -----------------------------------------------------------------------------------------------
 def gammas(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     """Fraction of prunable gammas below SMALL_GAMMA after normal training and after sparsity training."""
@@ -748,6 +786,15 @@ def _render_frontier(s: dict) -> str:
             f"{missed} Plot: {s['plot']}\n\n" + markdown_table(reached, cols))
 
 
+def _render_gpu(s: dict) -> str:
+    cols = [("model", "model", ""), ("params", "params", ",d"), ("gflops", "GFLOPs", ".2f"),
+            ("torch_fp32_ms", "PyTorch fp32 ms", ".2f"), ("torch_fp16_ms", "PyTorch fp16 ms", ".2f"),
+            ("ort_cuda_ms", "ONNX Runtime CUDA ms", ".2f")]
+    return (f"{s['device']}, {s['imgsz']} px, batch 1, {s['runs']} runs per model and backend (PyTorch: median of "
+            f"{GPU_ROUNDS} rounds' medians, ONNX Runtime: interleaved runs). Sparsity training's amp argument: "
+            f"{s['sparsity_amp']}.\n\n" + markdown_table(s["rows"], cols))
+
+
 def _render_overhead(s: dict) -> str:
     rows = [{"arm": arm, "median": s["median_s"][arm], "all": ", ".join(f"{t:.1f}" for t in s["epoch_s"][arm])}
             for arm in ("normal", "sparsity")]
@@ -775,7 +822,9 @@ def _render_gammas(s: dict) -> str:
 
 
 SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "sweep": sweep, "recovery": recovery,
-            "overhead": overhead, "gammas": gammas, "convergence": convergence, "frontier": frontier}
+            "overhead": overhead, "gammas": gammas, "convergence": convergence, "frontier": frontier,
+            "gpu": gpu}
 RENDER = {"prune_speed": _render_speed, "sizes640": _render_sizes, "sweep": _render_sweep,
           "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas,
-          "convergence": _render_convergence, "frontier": _render_frontier}
+          "convergence": _render_convergence, "frontier": _render_frontier,
+          "gpu": _render_gpu}

@@ -98,3 +98,10 @@ def test_frontier_plot_and_targets_render(tmp_path):
                "targets": [bench._target("first", True), bench._target("second", False)]}
     text = bench.render({"recovery": section})
     assert "Target: first: **met**" in text and "Target: second: **MISSED**" in text
+
+
+def test_gpu_section_on_a_cpu_config_is_skipped_with_the_reason(tmp_path):
+    cfg = load_config(None, [f"project={tmp_path}"])  # device: cpu
+    bench.run(cfg, "python -m benchmarks.run_bench --only gpu", ["gpu"])
+    result = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["gpu"]
+    assert "no CUDA device" in result["skipped"] and "hard_gpu" in result["skipped"]

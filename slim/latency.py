@@ -1,4 +1,4 @@
-"""Inference latency at batch 1: ONNX files in ONNX Runtime on CPU, PyTorch modules on any device.
+"""Inference latency at batch 1: ONNX files in ONNX Runtime (CPU, or another provider), PyTorch on any device.
 
 Every result is a dict {median_ms, p90_ms, threads, runs}, so reports can put them side by side.
 """
@@ -36,7 +36,8 @@ def onnx_latency_ms(
 
 
 def compare_latency(
-    paths: dict[str, Path], imgsz: int, runs: int = 50, warmup: int = 10, threads: int | None = None
+    paths: dict[str, Path], imgsz: int, runs: int = 50, warmup: int = 10, threads: int | None = None,
+    provider: str = "CPUExecutionProvider",
 ) -> dict[str, dict]:
     """Time several ONNX files interleaved, so that all of them see the same machine noise.
 
@@ -49,13 +50,18 @@ def compare_latency(
         runs: timed runs per model.
         warmup: untimed runs per model first.
         threads: ONNX Runtime intra-op threads per session; None uses every CPU this process may run on.
+        provider: ONNX Runtime execution provider, e.g. "CUDAExecutionProvider" (then each run includes copying
+            the input in and the outputs back, as a plain session.run does).
 
     Returns:
         name -> {"median_ms", "p90_ms", "threads", "runs"}.
+
+    Raises:
+        SlimError: this onnxruntime build lacks `provider`.
     """
     _check_counts(runs, warmup)
     threads = _threads(threads)
-    sessions = {name: _session(Path(p), imgsz, threads) for name, p in paths.items()}
+    sessions = {name: _session(Path(p), imgsz, threads, provider) for name, p in paths.items()}
     for run in sessions.values():
         for _ in range(warmup):
             run()
@@ -120,19 +126,22 @@ def _threads(threads: int | None) -> int:
     return threads
 
 
-def _session(onnx_path: Path, imgsz: int, threads: int):
-    """An ONNX Runtime CPU session with `threads` intra-op threads, bound to a fixed input; returns run()."""
+def _session(onnx_path: Path, imgsz: int, threads: int, provider: str = "CPUExecutionProvider"):
+    """An ONNX Runtime session on `provider` with `threads` intra-op threads, bound to a fixed input; returns run()."""
     import onnxruntime as ort
 
     if not onnx_path.is_file():
         raise SlimError(f"ONNX file {onnx_path} not found: run the export stage first")
+    if provider not in ort.get_available_providers():
+        raise SlimError(f"this onnxruntime has no {provider} (it has {ort.get_available_providers()}); for CUDA: "
+                        "pip install onnxruntime-gpu")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # idle workers of one session must not spin on the cores the next interleaved session is timed on;
     # measured on 2 cores (yolov8n 320 px, 2 threads): 58 ms without spinning, 65 ms with
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(onnx_path), opts, providers=[provider])
     inp = session.get_inputs()[0]
     dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
     feed = {inp.name: np.random.default_rng(SEED).random((1, 3, imgsz, imgsz)).astype(dtype)}

@@ -162,6 +162,15 @@ def test_compare_latency_times_every_model(exported):
         assert r["median_ms"] > 0 and r["threads"] == 1 and r["runs"] == 4
 
 
+def test_compare_latency_on_a_provider_this_onnxruntime_lacks_is_one_clear_error(exported):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the missing-provider path cannot be reached here")
+    with pytest.raises(SlimError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
+        compare_latency({"m": exported["yolov8n.yaml"][1].path}, IMGSZ, runs=1, provider="CUDAExecutionProvider")
+
+
 def test_torch_latency_does_not_change_the_model(exported):
     weights, _, _, _ = exported["yolov8n.yaml"]
     model = YOLO(str(weights)).model
