@@ -48,6 +48,7 @@ KNEE_DROP = 0.01  # the knee: the largest ratio whose mAP50-95 right after pruni
 # GFLOPs fraction of the unpruned model -> the finetuned mAP50-95 it should keep, as a fraction of the equal-epoch
 # dense control's (the issue-16 targets); recovery finetunes the ratios that reach each fraction
 RECOVERY_TARGETS = {0.40: 0.99, 0.25: 0.97}
+NOISE_SEEDS = (1, 2)  # the seeds section trains the controls and recovery points again with these seeds
 CONVERGED_GAIN = 0.005  # a baseline has converged when its last 10% of epochs add less than this mAP50-95
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
 OVERHEAD_REPEATS, OVERHEAD_EPOCHS, OVERHEAD_TARGET = 4, 2, 1.03  # 4: A/B, B/A, A/B, B/A
@@ -471,6 +472,42 @@ def _plot_curve(curve: list, tail: int, out: Path) -> Path:
     return _save(fig, out)
 
 
+# --- 10. seed noise --------------------------------------------------------------------------------------------------
+def seeds(cfg: Config, folder: Path, exist_ok: bool) -> dict:
+    """The dense control and each recovery point trained again with NOISE_SEEDS (same start models and data, only
+    the training seed differs): how far a percentage of the control moves by chance, and the targets judged on
+    the means over every seed."""
+    done = _read_json(folder.parent / "bench.json")
+    recovered = [r for r in done.get("recovery", {}).get("rows", []) if r["ratio"] > 0]
+    control = done.get("convergence", {}).get("control")
+    if not recovered or control is None:
+        return _skipped("no recovery rows or dense control: run the convergence and recovery sections first")
+    finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": control["epochs"]})
+    maps = {"dense control": [control["mAP50_95"]], **{r["model"]: [r["mAP50_95"]] for r in recovered}}
+    for seed in NOISE_SEEDS:
+        scfg = dataclasses.replace(cfg, seed=seed)
+        dense = _finetuned(dataclasses.replace(scfg, name=f"{cfg.name}-bench-dense-s{seed}", finetune=finetune),
+                           stages.output_of(cfg, "train"), exist_ok)
+        maps["dense control"].append(_val(cfg, dense, folder, f"dense-s{seed}")["mAP50_95"])
+        for r in recovered:
+            tag = r["model"].split()[0]
+            pruned = folder.parent / "recovery" / f"{tag}.pt"  # the recovery section's pruned model
+            finetuned = _finetuned(dataclasses.replace(scfg, name=f"{cfg.name}-bench-{tag}-s{seed}"), pruned, exist_ok)
+            maps[r["model"]].append(_val(cfg, finetuned, folder, f"{tag}-s{seed}")["mAP50_95"])
+    dense = maps["dense control"]
+    rows = [{"model": name, "seeds": ", ".join(f"{m:.3f}" for m in ms), "mean": statistics.mean(ms),
+             "spread": max(ms) - min(ms), "vs_dense": statistics.mean(ms) / statistics.mean(dense),
+             "paired": ", ".join(f"{m / d:.1%}" for m, d in zip(ms, dense))} for name, ms in maps.items()]
+    targets = []
+    for fraction, keep in RECOVERY_TARGETS.items():
+        row = next((r for r in rows if f"<= {fraction:.0%} GFLOPs" in r["model"]), None)
+        if row is not None:
+            targets.append(_target(f"{row['model']}: mean finetuned mAP50-95 over seeds {[cfg.seed, *NOISE_SEEDS]} "
+                                   f">= {keep:.0%} of the dense control's mean ({row['vs_dense']:.1%})",
+                                   row["vs_dense"] >= keep))
+    return {"seeds": [cfg.seed, *NOISE_SEEDS], "rows": rows, "targets": targets}
+
+
 # --- 8. slim against Torch-Pruning at equal GFLOPs and epochs ------------------------------------------------------
 def frontier(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     """Torch-Pruning beside slim at each recovery point: the same sparse model pruned in one step by Torch-Pruning's
@@ -795,6 +832,14 @@ def _render_gpu(s: dict) -> str:
             f"{s['sparsity_amp']}.\n\n" + markdown_table(s["rows"], cols))
 
 
+def _render_seeds(s: dict) -> str:
+    cols = [("model", "model", ""), ("seeds", f"mAP50-95, seeds {s['seeds']}", ""), ("mean", "mean", ".3f"),
+            ("spread", "max - min", ".3f"), ("vs_dense", "mean vs dense control's mean", ".1%"),
+            ("paired", "vs dense control, seed by seed", "")]
+    return ("The dense control and every recovery point trained again from the same start models with other "
+            "training seeds (the data and the pruned models stay the same).\n\n" + markdown_table(s["rows"], cols))
+
+
 def _render_overhead(s: dict) -> str:
     rows = [{"arm": arm, "median": s["median_s"][arm], "all": ", ".join(f"{t:.1f}" for t in s["epoch_s"][arm])}
             for arm in ("normal", "sparsity")]
@@ -821,10 +866,12 @@ def _render_gammas(s: dict) -> str:
     return markdown_table(s["rows"], cols)
 
 
-SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "sweep": sweep, "recovery": recovery,
-            "overhead": overhead, "gammas": gammas, "convergence": convergence, "frontier": frontier,
+# in the order a full run needs: recovery compares with convergence's dense control; frontier, seeds and gpu read
+# recovery's rows
+SECTIONS = {"prune_speed": prune_speed, "sizes640": sizes640, "convergence": convergence, "sweep": sweep,
+            "recovery": recovery, "frontier": frontier, "seeds": seeds, "overhead": overhead, "gammas": gammas,
             "gpu": gpu}
 RENDER = {"prune_speed": _render_speed, "sizes640": _render_sizes, "sweep": _render_sweep,
           "recovery": _render_recovery, "overhead": _render_overhead, "gammas": _render_gammas,
           "convergence": _render_convergence, "frontier": _render_frontier,
-          "gpu": _render_gpu}
+          "seeds": _render_seeds, "gpu": _render_gpu}

@@ -1,7 +1,8 @@
 """Benchmarks for BENCHMARKS.md: python -m benchmarks.run_bench [--config C] [--only SECTION ...] [--exist-ok] [key=value ...]
 
-Writes <project>/<name>/bench/bench.json, BENCH.md and PNG plots; sections: prune_speed, sizes640, sweep,
-recovery, overhead, gammas (default: all). --exist-ok redoes the training runs the sections cache.
+Writes <project>/<name>/bench/bench.json, BENCH.md and PNG plots; sections: prune_speed, sizes640, convergence,
+sweep, recovery, frontier, seeds, overhead, gammas, gpu (default: all, in this order). --exist-ok redoes the
+training runs the sections cache.
 """
 
 import sys
