@@ -580,6 +580,11 @@ def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
     base = done.get("convergence", {}).get("baseline")
     if base:
         ax.axhline(base["mAP50_95"], color="grey", linestyle=":", label="baseline")
+    full = next((r["gflops"] for r in done.get("sweep", {}).get("rows", []) if r["ratio"] == 0), None)
+    for fraction in RECOVERY_TARGETS if full else ():
+        ax.axvline(fraction * full, color="grey", linewidth=0.6)
+        ax.annotate(f"{fraction:.0%}", (fraction * full, 0), xytext=(2, 2), textcoords="offset points", fontsize=7,
+                    color="grey")
     ax.set(xlabel=f"GFLOPs at {cfg.imgsz} px", ylabel="mAP50-95 (val)", title=f"{cfg.name}: accuracy against compute")
     ax.legend(frameon=False, fontsize=7)
     return _save(fig, out)
