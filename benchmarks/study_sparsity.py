@@ -20,7 +20,8 @@ from slim import stages  # noqa: E402
 from slim.config import load_config  # noqa: E402
 from slim.io import write_json  # noqa: E402
 
-# name -> changes to the sparsity section ("sr" is slim's; the rest are ultralytics arguments)
+# name -> changes to the sparsity section ("sr" is slim's, "finetune_epochs" the finetune section's; the rest are
+# ultralytics arguments of the sparsity section)
 VARIANTS = {
     "A-config": {},
     "B-lr01": {"lr0": 0.01},
@@ -29,6 +30,8 @@ VARIANTS = {
     "E-lr01-nowarm-sr06": {"lr0": 0.01, "sr": 0.06, "warmup_epochs": 0},
     "F-adamw-sr03": {"optimizer": "AdamW", "lr0": 0.002, "batch": 16, "nbs": 16, "warmup_epochs": 0},
     "G-adamw-sr01": {"optimizer": "AdamW", "lr0": 0.002, "batch": 16, "nbs": 16, "warmup_epochs": 0, "sr": 0.01},
+    "H-4ep-sr06-ft14": {"epochs": 4, "sr": 0.06, "close_mosaic": 1, "finetune_epochs": 14},  # same 18 epochs
+    "I-adamw-sr1": {"optimizer": "AdamW", "lr0": 0.002, "batch": 16, "nbs": 16, "warmup_epochs": 0, "sr": 0.1},
 }
 
 
@@ -36,11 +39,13 @@ def study(name: str, changes: dict) -> dict:
     base = load_config("converged", [])
     changes = dict(changes)
     sr = changes.pop("sr", base.sparsity.sr)
+    finetune = {**base.finetune.args, "epochs": changes.pop("finetune_epochs", base.finetune.args["epochs"])}
     section = dataclasses.replace(base.sparsity, sr=sr, args={**base.sparsity.args, **changes})
-    cfg = dataclasses.replace(base, name=f"converged-study-{name}", sparsity=section)
+    cfg = dataclasses.replace(base, name=f"converged-study-{name}", sparsity=section,
+                              finetune=dataclasses.replace(base.finetune, args=finetune))
     sparse = stages.sparsity(cfg, weights=stages.output_of(base, "train"), exist_ok=True)
     folder = Path(base.project) / "converged-study" / name
-    result = {"changes": changes | {"sr": sr}, "sparse": bench._val(cfg, sparse, folder, "sparse")["mAP50_95"]}
+    result = {"changes": changes | {"sr": sr, "finetune_epochs": finetune["epochs"]}, "sparse": bench._val(cfg, sparse, folder, "sparse")["mAP50_95"]}
     for fraction in bench.RECOVERY_TARGETS:
         ratio = bench._ratio_for_gflops(cfg, sparse, fraction)
         pruned, row = bench._prune(cfg, sparse, folder / f"r{round(ratio * 100)}.pt", ratio)
