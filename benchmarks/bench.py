@@ -292,17 +292,24 @@ def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         row["mAP_fraction"] = row["mAP50_95"] / rows[UNPRUNED]["mAP50_95"]
         row["mAP_vs_control"] = row["mAP50_95"] / rows[CONTROL]["mAP50_95"]
         row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
+    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "dense_control": dense,
+            "rows": _tagged(rows), "targets": recovery_targets({f: rows[tag] for f, tag in aims.items()})}
+
+
+def recovery_targets(at: dict) -> list[dict]:
+    """One target per RECOVERY_TARGETS entry, judged on `at`[GFLOPs fraction] = the recovery row pruned to it;
+    missed, and saying why, when there was no dense control to compare with (mAP_vs_dense None)."""
     targets = []
     for fraction, keep in RECOVERY_TARGETS.items():
-        row = rows[aims[fraction]]
+        row = at[fraction]
         what = (f"at {row['gflops_fraction']:.1%} (<= {fraction:.0%}) of the GFLOPs, finetuned mAP50-95 >= {keep:.0%} "
                 f"of the equal-epoch dense control's")
-        if dense is None:
+        if row["mAP_vs_dense"] is None:
             targets.append(_target(what + " (not measured: no dense control, run --only convergence first)", False))
         else:
-            targets.append(_target(f"{what} ({row['mAP_vs_dense']:.1%})", row["mAP_vs_dense"] >= keep))
-    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "dense_control": dense,
-            "rows": _tagged(rows), "targets": targets}
+            met = row["gflops_fraction"] <= fraction and row["mAP_vs_dense"] >= keep
+            targets.append(_target(f"{what} ({row['mAP_vs_dense']:.1%})", met))
+    return targets
 
 
 def _ratio_for_gflops(cfg: Config, source: Path, fraction: float, steps: int = 7) -> float:

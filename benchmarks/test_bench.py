@@ -105,3 +105,14 @@ def test_gpu_section_on_a_cpu_config_is_skipped_with_the_reason(tmp_path):
     bench.run(cfg, "python -m benchmarks.run_bench --only gpu", ["gpu"])
     result = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["gpu"]
     assert "no CUDA device" in result["skipped"] and "hard_gpu" in result["skipped"]
+
+
+def test_recovery_targets_need_the_gflops_the_share_and_a_dense_control():
+    at = {0.40: {"gflops_fraction": 0.36, "mAP_vs_dense": 0.991}, 0.25: {"gflops_fraction": 0.22, "mAP_vs_dense": 0.969}}
+    first, second = bench.recovery_targets(at)
+    assert first["met"] and "36.0% (<= 40%)" in first["what"] and "99.1%" in first["what"]
+    assert not second["met"]  # 96.9% < 97%
+    at[0.40]["gflops_fraction"] = 0.41  # above the GFLOPs the target is for: not met whatever the accuracy
+    assert not bench.recovery_targets(at)[0]["met"]
+    at[0.25]["mAP_vs_dense"] = None
+    assert "not measured" in bench.recovery_targets(at)[1]["what"] and not bench.recovery_targets(at)[1]["met"]
