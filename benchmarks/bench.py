@@ -283,7 +283,7 @@ def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         tag = f"r{round(ratio * 100)}"
         pruned, row = _prune(cfg, source, folder / f"{tag}.pt", ratio)
         finetuned = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), pruned, exist_ok)
-        aims[fraction] = f"{tag} (<= {fraction:.0%} GFLOPs)"
+        aims[fraction] = f"{tag} {_aim(fraction)}"
         rows[aims[fraction]] = {**row, "pruned_mAP50_95": _val(cfg, pruned, folder, tag)["mAP50_95"],
                                 **_val(cfg, finetuned, folder, f"{tag}-ft"), "finetuned": str(finetuned)}
     dense = _read_json(folder.parent / "bench.json").get("convergence", {}).get("control")  # when measured first
@@ -294,6 +294,16 @@ def recovery(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
     return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "dense_control": dense,
             "rows": _tagged(rows), "targets": recovery_targets({f: rows[tag] for f, tag in aims.items()})}
+
+
+def _aim(fraction: float) -> str:
+    """How a recovery row's name says which GFLOPs fraction it was pruned to."""
+    return f"(<= {fraction:.0%} GFLOPs)"
+
+
+def _recovered(done: dict) -> list[dict]:
+    """The recovery section's pruned + finetuned rows from a bench.json's contents (none when it has not run)."""
+    return [r for r in done.get("recovery", {}).get("rows", []) if r["ratio"] > 0]
 
 
 def recovery_targets(at: dict) -> list[dict]:
@@ -439,16 +449,21 @@ def convergence(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     curve = _map_curve(results)
     tail, gain = tail_gain(curve)
     epochs = cfg.sparsity.args.get("epochs", 0) + cfg.finetune.args.get("epochs", 0)
-    finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": epochs})
-    dense = _finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-bench-dense", finetune=finetune),
-                       stages.output_of(cfg, "train"), exist_ok)
-    control = {"epochs": epochs, **_val(cfg, dense, folder, "dense-control")}
+    control = {"epochs": epochs, **_val(cfg, _dense_control(cfg, epochs, None, exist_ok), folder, "dense-control")}
     baseline = _val(cfg, stages.output_of(cfg, "train"), folder, "baseline")
     what = (f"the last {tail} of {len(curve)} epochs add < {CONVERGED_GAIN} mAP50-95 to the best epoch before them "
             f"(added {gain:+.4f})")
     return {"curve": curve, "tail_epochs": tail, "tail_gain": gain, "baseline": baseline, "control": control,
             "plot": str(_plot_curve(curve, tail, folder / "baseline_curve.png")),
             "target": _target(what, gain < CONVERGED_GAIN)}
+
+
+def _dense_control(cfg: Config, epochs: int, seed: int | None, exist_ok: bool) -> Path:
+    """The baseline finetuned `epochs` more, unpruned, with the finetune settings (and `seed`, when given)."""
+    finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": epochs})
+    name = f"{cfg.name}-bench-dense" + (f"-s{seed}" if seed is not None else "")
+    dcfg = dataclasses.replace(cfg, name=name, finetune=finetune, seed=cfg.seed if seed is None else seed)
+    return _finetuned(dcfg, stages.output_of(cfg, "train"), exist_ok)
 
 
 def tail_gain(curve: list) -> tuple[int, float]:
@@ -458,7 +473,8 @@ def tail_gain(curve: list) -> tuple[int, float]:
     spike on a small val set would otherwise decide it.
     """
     tail = max(1, round(0.1 * len(curve)))
-    return tail, max(curve[-tail:]) - max(curve[:-tail])
+    before = curve[:-tail]
+    return tail, max(curve[-tail:]) - max(before) if before else float("inf")  # one epoch: nothing to judge
 
 
 def _map_curve(results_csv: Path) -> list[float]:
@@ -485,16 +501,13 @@ def seeds(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     the training seed differs): how far a percentage of the control moves by chance, and the targets judged on
     the means over every seed."""
     done = _read_json(folder.parent / "bench.json")
-    recovered = [r for r in done.get("recovery", {}).get("rows", []) if r["ratio"] > 0]
-    control = done.get("convergence", {}).get("control")
+    recovered, control = _recovered(done), done.get("convergence", {}).get("control")
     if not recovered or control is None:
         return _skipped("no recovery rows or dense control: run the convergence and recovery sections first")
-    finetune = dataclasses.replace(cfg.finetune, args={**cfg.finetune.args, "epochs": control["epochs"]})
     maps = {"dense control": [control["mAP50_95"]], **{r["model"]: [r["mAP50_95"]] for r in recovered}}
     for seed in NOISE_SEEDS:
         scfg = dataclasses.replace(cfg, seed=seed)
-        dense = _finetuned(dataclasses.replace(scfg, name=f"{cfg.name}-bench-dense-s{seed}", finetune=finetune),
-                           stages.output_of(cfg, "train"), exist_ok)
+        dense = _dense_control(cfg, control["epochs"], seed, exist_ok)
         maps["dense control"].append(_val(cfg, dense, folder, f"dense-s{seed}")["mAP50_95"])
         for r in recovered:
             tag = r["model"].split()[0]
@@ -505,13 +518,9 @@ def seeds(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     rows = [{"model": name, "seeds": ", ".join(f"{m:.3f}" for m in ms), "mean": statistics.mean(ms),
              "spread": max(ms) - min(ms), "vs_dense": statistics.mean(ms) / statistics.mean(dense),
              "paired": ", ".join(f"{m / d:.1%}" for m, d in zip(ms, dense))} for name, ms in maps.items()]
-    targets = []
-    for fraction, keep in RECOVERY_TARGETS.items():
-        row = next((r for r in rows if f"<= {fraction:.0%} GFLOPs" in r["model"]), None)
-        if row is not None:
-            targets.append(_target(f"{row['model']}: mean finetuned mAP50-95 over seeds {[cfg.seed, *NOISE_SEEDS]} "
-                                   f">= {keep:.0%} of the dense control's mean ({row['vs_dense']:.1%})",
-                                   row["vs_dense"] >= keep))
+    at = {f: {"gflops_fraction": r["gflops_fraction"], "mAP_vs_dense": m["vs_dense"]}
+          for f in RECOVERY_TARGETS for r, m in zip(recovered, rows[1:]) if r["model"].endswith(_aim(f))}
+    targets = [{**t, "what": f"means over seeds {[cfg.seed, *NOISE_SEEDS]}: {t['what']}"} for t in recovery_targets(at)]
     return {"seeds": [cfg.seed, *NOISE_SEEDS], "rows": rows, "targets": targets}
 
 
@@ -524,8 +533,7 @@ def frontier(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     from benchmarks import bench_torch_pruning as tp
 
     done = _read_json(folder.parent / "bench.json")
-    recovered = [r for r in done.get("recovery", {}).get("rows", []) if r["ratio"] > 0]
-    source = stages.output_of(cfg, "sparsity")
+    recovered, source = _recovered(done), stages.output_of(cfg, "sparsity")
     if not recovered or not source.exists():
         return _skipped("no recovery rows: run the recovery section first")
     tp.require_torch_pruning()
@@ -575,7 +583,7 @@ def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
     if swept:
         ax.plot([r["gflops"] for r in swept], [r["mAP50_95"] for r in swept], ".-", color="C0", alpha=0.4,
                 label="slim, pruned (no finetune)")
-    slim_rows = [r for r in done["recovery"]["rows"] if r["ratio"] > 0]
+    slim_rows = _recovered(done)
     ax.plot([r["gflops"] for r in slim_rows], [r["mAP50_95"] for r in slim_rows], "o", color="C0", markersize=8,
             label="slim, finetuned")
     reached = [r for r in tp_rows if "unreachable" not in r]
@@ -604,9 +612,7 @@ def gpu(cfg: Config, folder: Path, exist_ok: bool) -> dict:
     (the sparse checkpoint's own train_args)."""
     if cfg.device in ("cpu", "") or not torch.cuda.is_available():
         return _skipped(f"no CUDA device here (device: {cfg.device or 'auto'}): run with a GPU config, e.g. hard_gpu")
-    recovered = [r for r in _read_json(folder.parent / "bench.json").get("recovery", {}).get("rows", [])
-                 if r["ratio"] > 0]
-    source = stages.output_of(cfg, "sparsity")
+    recovered, source = _recovered(_read_json(folder.parent / "bench.json")), stages.output_of(cfg, "sparsity")
     if not recovered or not source.exists():
         return _skipped("no recovery rows: run the recovery section first")
     weights = {"unpruned": source, **{r["model"].split()[0]: Path(r["finetuned"]) for r in recovered}}

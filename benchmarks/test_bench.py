@@ -80,6 +80,7 @@ def test_tail_gain_measures_the_last_tenth_against_the_best_before_it():
     tail, gain = bench.tail_gain([0.2] * 10 + [0.3, 0.7, 0.5] + [0.69] * 7)  # 20 epochs: the last 2
     assert tail == 2 and gain == pytest.approx(-0.01)  # a spike before the tail is the best to beat
     assert bench.tail_gain([0.1, 0.2]) == (1, pytest.approx(0.1))
+    assert bench.tail_gain([0.3]) == (1, float("inf"))  # one epoch: never converged
 
 
 def test_frontier_plot_and_targets_render(tmp_path):

@@ -211,13 +211,18 @@ def draw_image(rng: np.random.Generator, imgsz: int, classes: tuple = CLASSES):
         points = _place(rng, _shape(classes[cls], rng), imgsz, boxes)
         if points is None:
             continue  # no free spot left: fewer objects rather than overlapping labels
-        x0, y0 = points.min(0)
-        x1, y1 = points.max(0)
-        boxes.append((x0, y0, x1, y1))
         cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], _contrasting(rng, image, points), cv2.LINE_AA, 4)
-        labels.append((cls, (x0 + x1) / 2 / imgsz, (y0 + y1) / 2 / imgsz, (x1 - x0) / imgsz, (y1 - y0) / imgsz))
+        labels.append(_label(cls, points, imgsz, boxes))
     _strokes(rng, image, int(rng.integers(0, 3)), thickness=1)  # thin occluders that cross the objects
     return image, labels
+
+
+def _label(cls: int, points: np.ndarray, imgsz: int, boxes: list) -> tuple:
+    """The YOLO label (class, cx, cy, w, h, normalised) of a shape drawn at `points`; its box joins `boxes`."""
+    x0, y0 = points.min(0)
+    x1, y1 = points.max(0)
+    boxes.append((x0, y0, x1, y1))
+    return cls, (x0 + x1) / 2 / imgsz, (y0 + y1) / 2 / imgsz, (x1 - x0) / imgsz, (y1 - y0) / imgsz
 
 
 def _background(rng: np.random.Generator, imgsz: int) -> np.ndarray:
@@ -366,11 +371,8 @@ def draw_hard_image(rng: np.random.Generator, imgsz: int, classes: tuple, photos
         points = _place(rng, _shape(classes[cls], rng), imgsz, boxes, sizes=(0.06, 0.3), max_cover=0.4)
         if points is None:
             continue
-        x0, y0 = points.min(0)
-        x1, y1 = points.max(0)
-        boxes.append((x0, y0, x1, y1))
         _fill_textured(rng, image, points, photos)
-        labels.append((cls, (x0 + x1) / 2 / imgsz, (y0 + y1) / 2 / imgsz, (x1 - x0) / imgsz, (y1 - y0) / imgsz))
+        labels.append(_label(cls, points, imgsz, boxes))
     _strokes(rng, image, int(rng.integers(0, 4)), thickness=1)
     if rng.random() < 0.3:  # defocus: edges a detector cannot rely on being sharp
         image[:] = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4))
