@@ -207,9 +207,11 @@ def vis(argv: list) -> None:
 
 
 def _label(path: Path, paths: list) -> str:
-    """Pipeline checkpoints are named by stage (baseline, sparse); others by their file name."""
+    """Pipeline checkpoints are named by their stage's tag (baseline, sparse, ...); others by their file name."""
+    from slim import deploy
+
     if path.parent.name == "weights":
-        return {"train": "baseline", "sparsity": "sparse"}.get(path.parent.parent.name, path.parent.parent.name)
+        return deploy.tag_of(path)
     return path.stem if [p.stem for p in paths].count(path.stem) == 1 else str(path)
 
 

@@ -20,6 +20,8 @@ from slim.stages import finished_output, resolve_data
 DEFAULT_STAGE = "finetune"
 # each stage's model by its short name, in val/ and export/ file names and in REPORT.md's rows
 TAGS = {"train": "baseline", "sparsity": "sparse", "prune": "pruned", "finetune": "finetuned"}
+# the transfer stage's model: validated on its own dataset, so it is not one of the report's compared models
+TRANSFER_TAG = "transferred"
 
 
 def default_weights(cfg: Config, weights: str | Path | None) -> Path:
@@ -31,7 +33,8 @@ def default_weights(cfg: Config, weights: str | Path | None) -> Path:
 def tag_of(weights: Path) -> str:
     """A short name for a checkpoint's results: its stage's tag for pipeline outputs, else its run or file name."""
     if weights.parent.name == "weights":
-        return TAGS.get(weights.parent.parent.name, weights.parent.parent.name)
+        stage = weights.parent.parent.name
+        return {**TAGS, "transfer": TRANSFER_TAG}.get(stage, stage)
     return weights.stem
 
 

@@ -79,8 +79,8 @@ def report(cfg: Config, config_path: str) -> Path:
     for tag, timing in latency.items():
         rows[tag].update(latency_ms=timing["median_ms"], latency_ratio=timing["median_ms"] / latency["baseline"]["median_ms"])
     if cfg.transfer.data:  # validated on its own dataset; not in the latency comparison
-        rows["transferred"] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"), "transferred",
-                                       exist_ok=True)
+        rows[deploy.TRANSFER_TAG] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"),
+                                               deploy.TRANSFER_TAG, exist_ok=True)
     images = _plots(cfg, weights)
     threads = latency["baseline"]["threads"]
     notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "

@@ -189,3 +189,15 @@ def test_bare_asset_name_is_found_in_the_users_weights_dir(installed, tmp_path):
                         env=env)
     assert out.returncode == 0, out.stderr[-3000:]  # offline, a name found nowhere is an error (test_errors)
     assert pruned.is_file() and not any(elsewhere.iterdir())
+
+
+def test_results_are_named_by_the_stage_that_made_the_model():
+    """`slim val`/`slim export` name a pipeline checkpoint's results the way the report does, the transfer stage's
+    included; any other checkpoint by its file name."""
+    from slim.deploy import tag_of
+
+    stages = {"train": "baseline", "sparsity": "sparse", "prune": "pruned", "finetune": "finetuned",
+              "transfer": "transferred", "mine": "mine"}
+    for stage, tag in stages.items():
+        assert tag_of(Path(f"runs/demo/{stage}/weights/best.pt")) == tag
+    assert tag_of(Path("elsewhere/small.pt")) == "small"

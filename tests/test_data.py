@@ -179,8 +179,8 @@ def test_script_prints_the_yaml_path_and_reports_bad_sizes_in_one_line(tmp_path)
 
 def test_other_classes_make_a_separate_labelled_set(tmp_path):
     """The transfer set: its own class names and labels, and the default set's images are unchanged by the option."""
-    default = make_demo_dataset(tmp_path / "a", n_train=3, n_val=2, imgsz=64)
-    again = make_demo_dataset(tmp_path / "b", n_train=3, n_val=2, imgsz=64, classes=CLASSES)
+    make_demo_dataset(tmp_path / "a", n_train=3, n_val=2, imgsz=64)
+    make_demo_dataset(tmp_path / "b", n_train=3, n_val=2, imgsz=64, classes=CLASSES)
     other = make_demo_dataset(tmp_path / "c", n_train=3, n_val=2, imgsz=64, classes=OTHER_CLASSES)
     assert yaml.safe_load(other.read_text())["names"] == dict(enumerate(OTHER_CLASSES))
     assert not set(CLASSES) & set(OTHER_CLASSES)

@@ -5,7 +5,6 @@ box centres as one keypoint, box crops as class folders), so no download is need
 """
 
 import json
-from pathlib import Path
 
 import pytest
 from torch import nn
