@@ -13,15 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ultralytics.cfg import (
-    CFG_BOOL_KEYS,
-    CFG_FLOAT_KEYS,
-    CFG_FRACTION_KEYS,
-    CFG_INT_KEYS,
-    CFG_STR_KEYS,
-    DEFAULT_CFG_DICT,
-    check_cfg,
-)
 
 from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers import it from here)
     PASSTHROUGH,
@@ -35,6 +26,15 @@ from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers 
 )
 from slim.errors import UsageError
 from slim.io import write_text
+from slim.ultra.arguments import (
+    CFG_BOOL_KEYS,
+    CFG_FLOAT_KEYS,
+    CFG_FRACTION_KEYS,
+    CFG_INT_KEYS,
+    CFG_STR_KEYS,
+    DEFAULT_CFG_DICT,
+    check_cfg,
+)
 
 # the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
 PACKAGED = Path(__file__).parent / "configs"

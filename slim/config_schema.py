@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ultralytics.cfg import DEFAULT_CFG_DICT
+from slim.ultra.arguments import DEFAULT_CFG_DICT
 
 SLIM_SET = frozenset({"data", "model", "imgsz", "device", "project", "name", "seed", "exist_ok"})  # set per stage
 ULTRA_KEYS = frozenset(DEFAULT_CFG_DICT) - SLIM_SET

@@ -1,11 +1,13 @@
 """Everything that touches ultralytics internals, one module per job: an upgrade breaks here and nowhere else.
 
+arguments    ultralytics' argument tables and range check, for validating slim's config
 checkpoints  find, load, diagnose and save ultralytics checkpoints (atomically); can a run resume
 datasets     read a dataset with ultralytics' checks; classes agree with the model
 trainers     trainers that keep a pruned architecture; the sparsity callback; new classes; device; train()
 validation   validate a checkpoint or an ONNX file; params and GFLOPs
 
-Callers use the names below (`ultra.load_model`), not the submodules.
+Callers use the names below (`ultra.load_model`), not the submodules; slim.config and slim.config_schema
+import `arguments`' tables by name.
 """
 
 from slim.ultra.checkpoints import check_resumable, check_weights_file, load_model, save_checkpoint
