@@ -11,10 +11,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -48,6 +50,8 @@ KNEE_DROP = 0.01  # the knee: the largest ratio whose mAP50-95 right after pruni
 # GFLOPs fraction of the unpruned model -> the finetuned mAP50-95 it should keep, as a fraction of the equal-epoch
 # dense control's (the issue-16 targets); recovery finetunes the ratios that reach each fraction
 RECOVERY_TARGETS = {0.40: 0.99, 0.25: 0.97}
+FRONTIER_RATIOS = (0.3, 0.7, 0.95)  # the frontier's slim points beside the recovery ones: from 0.3 to past the fall
+PARALLEL = 2  # trainings the frontier runs side by side (each on ultralytics' cpu_count - 1 threads: one here)
 NOISE_SEEDS = (1, 2)  # the seeds section trains the controls and recovery points again with these seeds
 CONVERGED_GAIN = 0.005  # a baseline has converged when its last 10% of epochs add less than this mAP50-95
 UNPRUNED, CONTROL = "sparse (unpruned)", "sparse + finetune (unpruned)"
@@ -526,10 +530,11 @@ def seeds(cfg: Config, folder: Path, exist_ok: bool) -> dict:
 
 # --- 8. slim against Torch-Pruning at equal GFLOPs and epochs ------------------------------------------------------
 def frontier(cfg: Config, folder: Path, exist_ok: bool) -> dict:
-    """Torch-Pruning beside slim at each recovery point: the same sparse model pruned in one step by Torch-Pruning's
-    network-slimming recipe (uniform per-layer ratio, Detect head ignored) to slim's GFLOPs, finetuned with the same
-    settings and epochs. Plots mAP50-95 against GFLOPs: slim right after pruning (the sweep), both finetuned, and
-    the dense control and baseline as lines."""
+    """slim and Torch-Pruning finetuned along the GFLOPs axis: slim at the recovery points and at FRONTIER_RATIOS
+    (pruned here, finetuned like the recovery points), Torch-Pruning at each of those GFLOPs from the same sparse
+    model (one step of its network-slimming recipe: uniform per-layer ratio, Detect head ignored), same finetune
+    settings and epochs. The trainings run PARALLEL at a time. Plots mAP50-95 against GFLOPs with the sweep (slim
+    right after pruning) and the dense control and baseline as lines."""
     from benchmarks import bench_torch_pruning as tp
 
     done = _read_json(folder.parent / "bench.json")
@@ -538,24 +543,66 @@ def frontier(cfg: Config, folder: Path, exist_ok: bool) -> dict:
         return _skipped("no recovery rows: run the recovery section first")
     tp.require_torch_pruning()
     tcfg, dense = dataclasses.replace(cfg, name=f"{cfg.name}-bench-tp"), done["recovery"].get("dense_control")
-    full = tp.gflops(ultra.load_model(source)[0])
-    rows = []
-    for slim_row in recovered:
-        tag = f"tp-{slim_row['model'].split()[0]}"
-        target = tp.gflops(ultra.load_model(Path(slim_row["finetuned"]))[0]) / full  # slim's, read at the same size
-        try:
-            best = _tp_finetuned(tcfg, source, target, tag, exist_ok)
-        except SlimError as e:  # e.g. the ignored Detect head alone exceeds the target
-            rows.append({"model": tag, "slim_model": slim_row["model"], "unreachable": str(e)})
+    full, full_size = tp.gflops(ultra.load_model(source)[0]), ultra.model_size(ultra.load_model(source)[0], cfg.imgsz)
+    slim_rows = {r["model"].split()[0]: {**r, "pruned": str(folder.parent / "recovery" / f"{r['model'].split()[0]}.pt")}
+                 for r in recovered}
+    for ratio in FRONTIER_RATIOS:
+        tag = f"r{round(ratio * 100)}"
+        if tag not in slim_rows:
+            pruned, row = _prune(cfg, source, folder / f"{tag}.pt", ratio)
+            slim_rows[tag] = {**row, "model": tag, "pruned": str(pruned)}
+    jobs = {}
+    for tag, row in slim_rows.items():
+        if "finetuned" not in row:
+            jobs[tag] = (_finetuned, dataclasses.replace(cfg, name=f"{cfg.name}-bench-{tag}"), Path(row["pruned"]),
+                         exist_ok)
+        target = tp.gflops(ultra.load_model(Path(row["pruned"]))[0]) / full  # slim's, read the same way
+        jobs[f"tp-{tag}"] = (_tp_point, tcfg, source, target, f"tp-{tag}", exist_ok)
+    stages.resolve_data(cfg)  # generated here if missing, not by two workers at once
+    trained = _side_by_side(jobs)
+    for tag, row in slim_rows.items():
+        if "finetuned" not in row:
+            row.update(_val(cfg, trained[tag], folder, f"{tag}-ft"), finetuned=str(trained[tag]))
+            row["gflops_fraction"] = row["gflops"] / full_size["gflops"]
+            row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
+    tp_rows = []
+    for tag, row in slim_rows.items():
+        best, tp_tag = trained[f"tp-{tag}"], f"tp-{tag}"
+        if isinstance(best, str):  # e.g. the ignored Detect head alone exceeds the target
+            tp_rows.append({"model": tp_tag, "slim_model": row["model"], "unreachable": best})
             continue
         model = ultra.load_model(best)[0]
-        row = {"model": tag, "slim_model": slim_row["model"], **ultra.model_size(model, cfg.imgsz),
-               **_val(cfg, best, folder, tag), "slim_mAP50_95": slim_row["mAP50_95"], "finetuned": str(best)}
-        row["gflops_fraction"] = tp.gflops(model) / full
-        row["mAP_vs_dense"] = row["mAP50_95"] / dense["mAP50_95"] if dense else None
-        rows.append(row)
-    plot = _plot_frontier(cfg, done, rows, folder / "map_vs_gflops.png")
-    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "rows": rows, "plot": str(plot)}
+        tp_row = {"model": tp_tag, "slim_model": row["model"], **ultra.model_size(model, cfg.imgsz),
+                  **_val(cfg, best, folder, tp_tag), "slim_mAP50_95": row["mAP50_95"], "finetuned": str(best)}
+        tp_row["gflops_fraction"] = tp.gflops(model) / full
+        tp_row["mAP_vs_dense"] = tp_row["mAP50_95"] / dense["mAP50_95"] if dense else None
+        tp_rows.append(tp_row)
+    slim_list = sorted(slim_rows.values(), key=lambda r: -r["gflops"])
+    plot = _plot_frontier(cfg, done, slim_list, tp_rows, folder / "map_vs_gflops.png")
+    return {"source": str(source), "epochs": cfg.finetune.args.get("epochs"), "parallel": PARALLEL,
+            "slim_rows": slim_list, "rows": tp_rows, "plot": str(plot)}
+
+
+def _side_by_side(jobs: dict) -> dict:
+    """Run each job (a function and its arguments) in its own process, PARALLEL at a time; {name: its result}.
+
+    Trainings only: ultralytics trains on cpu_count - 1 threads (one on 2 cores), so two side by side take
+    little longer than one; a spawned process starts clean of this one's ultralytics and torch state.
+    """
+    if PARALLEL == 1:
+        return {name: fn(*args) for name, (fn, *args) in jobs.items()}
+    with ProcessPoolExecutor(PARALLEL, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(fn, *args) for name, (fn, *args) in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _tp_point(tcfg: Config, source: Path, target: float, tag: str, exist_ok: bool) -> Path | str:
+    """_tp_finetuned, or the reason Torch-Pruning cannot reach `target` (returned: an error in a worker process
+    would end the whole section)."""
+    try:
+        return _tp_finetuned(tcfg, source, target, tag, exist_ok)
+    except SlimError as e:
+        return str(e)
 
 
 def _tp_finetuned(tcfg: Config, source: Path, target: float, tag: str, exist_ok: bool) -> Path:
@@ -575,7 +622,7 @@ def _tp_finetuned(tcfg: Config, source: Path, target: float, tag: str, exist_ok:
     return Path(best)
 
 
-def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
+def _plot_frontier(cfg: Config, done: dict, slim_rows: list, tp_rows: list, out: Path) -> Path:
     """mAP50-95 against GFLOPs: slim pruned (the sweep), slim and Torch-Pruning finetuned, dense control line."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -583,11 +630,10 @@ def _plot_frontier(cfg: Config, done: dict, tp_rows: list, out: Path) -> Path:
     if swept:
         ax.plot([r["gflops"] for r in swept], [r["mAP50_95"] for r in swept], ".-", color="C0", alpha=0.4,
                 label="slim, pruned (no finetune)")
-    slim_rows = _recovered(done)
-    ax.plot([r["gflops"] for r in slim_rows], [r["mAP50_95"] for r in slim_rows], "o", color="C0", markersize=8,
+    ax.plot([r["gflops"] for r in slim_rows], [r["mAP50_95"] for r in slim_rows], "o-", color="C0", markersize=7,
             label="slim, finetuned")
-    reached = [r for r in tp_rows if "unreachable" not in r]
-    ax.plot([r["gflops"] for r in reached], [r["mAP50_95"] for r in reached], "s", color="C1", markersize=7,
+    reached = sorted((r for r in tp_rows if "unreachable" not in r), key=lambda r: -r["gflops"])
+    ax.plot([r["gflops"] for r in reached], [r["mAP50_95"] for r in reached], "s-", color="C1", markersize=6,
             label="Torch-Pruning, finetuned")
     dense = done.get("convergence", {}).get("control")
     if dense:
@@ -831,14 +877,18 @@ def _render_recovery(s: dict) -> str:
 
 
 def _render_frontier(s: dict) -> str:
-    cols = [("model", "model", ""), ("slim_model", "slim at the same GFLOPs", ""), ("gflops", "GFLOPs", ".2f"),
+    slim_cols = [("model", "slim", ""), ("gflops", "GFLOPs", ".2f"), ("gflops_fraction", "GFLOPs fraction", ".1%"),
+                 *MAP_COLUMNS, ("mAP_vs_dense", "vs dense control", ".1%")]
+    cols = [("model", "Torch-Pruning", ""), ("slim_model", "slim at the same GFLOPs", ""), ("gflops", "GFLOPs", ".2f"),
             ("gflops_fraction", "GFLOPs fraction", ".1%"), *MAP_COLUMNS, ("slim_mAP50_95", "slim mAP50-95", ".3f"),
             ("mAP_vs_dense", "vs dense control", ".1%")]
     reached = [r for r in s["rows"] if "unreachable" not in r]
     missed = "".join(f" {r['model']}: {r['unreachable']}." for r in s["rows"] if "unreachable" in r)
-    return (f"Torch-Pruning from the same sparse model, one prune step (BNScaleImportance, uniform per-layer ratio, "
-            f"Detect head ignored) to slim's GFLOPs, then {s['epochs']} finetune epochs with the same settings."
-            f"{missed} Plot: {s['plot']}\n\n" + markdown_table(reached, cols))
+    return (f"slim finetuned at the recovery points and at ratios {list(FRONTIER_RATIOS)}; Torch-Pruning from the "
+            f"same sparse model, one prune step (BNScaleImportance, uniform per-layer ratio, Detect head ignored) to "
+            f"each of slim's GFLOPs; both {s['epochs']} finetune epochs with the same settings, {s['parallel']} "
+            f"trainings side by side.{missed} Plot: {s['plot']}\n\n" + markdown_table(s["slim_rows"], slim_cols)
+            + "\n\n" + markdown_table(reached, cols))
 
 
 def _render_gpu(s: dict) -> str:

@@ -1,6 +1,7 @@
 """Benchmarks: the cheap sections through the real code, checking the JSON and the markdown they write."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -90,7 +91,7 @@ def test_frontier_plot_and_targets_render(tmp_path):
             "convergence": {"control": {"epochs": 16, "mAP50_95": 0.6}, "baseline": {"mAP50_95": 0.58}}}
     tp_rows = [{"gflops": 0.4, "mAP50_95": 0.55}, {"model": "tp-r80", "unreachable": "cannot reach"}]
     cfg = load_config(None, [f"project={tmp_path}"])
-    png = bench._plot_frontier(cfg, done, tp_rows, tmp_path / "f.png")
+    png = bench._plot_frontier(cfg, done, done["recovery"]["rows"], tp_rows, tmp_path / "f.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     machine = {k: "x" for k in ("cpu", "usable_cores", "cores", "torch_threads", "load_avg_1m", "torch",
                                 "ultralytics", "onnxruntime", "python")}
@@ -99,6 +100,11 @@ def test_frontier_plot_and_targets_render(tmp_path):
                "targets": [bench._target("first", True), bench._target("second", False)]}
     text = bench.render({"recovery": section})
     assert "Target: first: **met**" in text and "Target: second: **MISSED**" in text
+
+
+def test_side_by_side_runs_each_job_in_a_worker_process_and_keeps_the_names():
+    results = bench._side_by_side({"pid": (os.getpid,), "power": (pow, 2, 10), "also": (pow, 3, 2)})
+    assert results["pid"] != os.getpid() and results["power"] == 1024 and results["also"] == 9
 
 
 def test_gpu_section_on_a_cpu_config_is_skipped_with_the_reason(tmp_path):
