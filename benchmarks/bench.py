@@ -884,11 +884,11 @@ def _render_frontier(s: dict) -> str:
             ("mAP_vs_dense", "vs dense control", ".1%")]
     reached = [r for r in s["rows"] if "unreachable" not in r]
     missed = "".join(f" {r['model']}: {r['unreachable']}." for r in s["rows"] if "unreachable" in r)
+    slim = markdown_table(s["slim_rows"], slim_cols) + "\n\n" if "slim_rows" in s else ""  # older runs: TP only
     return (f"slim finetuned at the recovery points and at ratios {list(FRONTIER_RATIOS)}; Torch-Pruning from the "
             f"same sparse model, one prune step (BNScaleImportance, uniform per-layer ratio, Detect head ignored) to "
-            f"each of slim's GFLOPs; both {s['epochs']} finetune epochs with the same settings, {s['parallel']} "
-            f"trainings side by side.{missed} Plot: {s['plot']}\n\n" + markdown_table(s["slim_rows"], slim_cols)
-            + "\n\n" + markdown_table(reached, cols))
+            f"each of slim's GFLOPs; both {s['epochs']} finetune epochs with the same settings, {s.get('parallel', 1)} "
+            f"trainings side by side.{missed} Plot: {s['plot']}\n\n" + slim + markdown_table(reached, cols))
 
 
 def _render_gpu(s: dict) -> str:
