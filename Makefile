@@ -27,7 +27,7 @@ bench: venv
 	$(PY) -m benchmarks.run_bench --config $(CONFIG)
 
 # the hard benchmark (configs/hard.yaml, BENCHMARKS.md "hard"): baseline and sparsity training, then the sections
-# that compare pruned models with the equal-epoch controls; about 90 minutes on 2 CPU cores
+# that compare pruned models with the equal-epoch controls; about 110 minutes on 2 CPU cores
 # HARD=hard_gpu: the same on a GPU with yolov8s at 640 px (add overhead to HARD_SECTIONS for the GPU's figure)
 HARD ?= hard
 HARD_SECTIONS ?= convergence sweep recovery frontier
