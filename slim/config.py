@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers import it from here)
+    METHODS,
     PASSTHROUGH,
     SCHEDULES,
     SECTIONS,
@@ -35,6 +36,8 @@ from slim.ultra.arguments import (
     DEFAULT_CFG_DICT,
     check_cfg,
 )
+
+CUTS = ("ratio", "threshold", "target_gflops")  # the ways to set the prune's cut: exactly one is set
 
 # the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
 PACKAGED = Path(__file__).parent / "configs"
@@ -236,8 +239,8 @@ def _unknown_key(key: str, source: str, stage: str | None) -> UsageError:
 def _merge(base: dict, layer: dict) -> dict:
     """Layer one source over another, section by section.
 
-    Setting prune.ratio clears prune.threshold and vice versa unless the same source sets both,
-    so `prune.threshold=0.01` on top of the default ratio just works.
+    Setting one of prune.ratio, prune.threshold and prune.target_gflops clears the other two unless the same
+    source sets them, so `prune.threshold=0.01` on top of the default ratio just works.
     """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
     for key, value in layer.items():
@@ -246,9 +249,10 @@ def _merge(base: dict, layer: dict) -> dict:
             continue
         value = value or {}
         if key == "prune":
-            for this, other in (("ratio", "threshold"), ("threshold", "ratio")):
-                if value.get(this) is not None and other not in value:
-                    out[key][other] = None
+            for this in CUTS:
+                for other in CUTS:
+                    if value.get(this) is not None and other != this and other not in value:
+                        out[key][other] = None
         out[key].update(value)
     return out
 
@@ -345,8 +349,12 @@ def _check_ranges(cfg: Config) -> None:
         ("demo.seed", d.seed, d.seed >= 0, ">= 0"),
         ("sparsity.sr", s.sr, 0 <= s.sr < math.inf, ">= 0 and finite"),
         ("sparsity.schedule", s.schedule, s.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("sparsity.method", s.method, s.method in METHODS, f"one of {', '.join(METHODS)}"),
+        ("sparsity.shrink", s.shrink, 0 < s.shrink < math.inf, "> 0 and finite"),
         ("prune.ratio", p.ratio, p.ratio is None or 0 < p.ratio < 1, "in (0, 1), exclusive"),
         ("prune.threshold", p.threshold, p.threshold is None or 0 < p.threshold < math.inf, "> 0 and finite"),
+        ("prune.target_gflops", p.target_gflops, p.target_gflops is None or 0 < p.target_gflops < 1,
+         "a fraction of the model's GFLOPs in (0, 1), exclusive"),
         ("prune.min_channels", p.min_channels, p.min_channels >= 1, ">= 1"),
         ("prune.min_fraction", p.min_fraction, 0 <= p.min_fraction < 1, "in [0, 1)"),
         ("prune.round_to", p.round_to, p.round_to >= 1, ">= 1"),
@@ -357,6 +365,11 @@ def _check_ranges(cfg: Config) -> None:
     for key, value, ok, what in checks:
         if not ok:
             raise UsageError(f"{key} must be {what}, got {value!r}")
-    if (p.ratio is None) == (p.threshold is None):
-        state = "both set" if p.ratio is not None else "both null"
-        raise UsageError(f"prune.ratio and prune.threshold are {state}: set exactly one, the other to null")
+    given = [f"prune.{k}" for k in CUTS if getattr(p, k) is not None]
+    if len(given) != 1:
+        state = f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} set" if given else "all null"
+        raise UsageError(f"prune.ratio, prune.threshold and prune.target_gflops: {state}; set exactly one, the "
+                         "others to null")
+    if s.method == "targeted" and p.threshold is not None:
+        raise UsageError("sparsity.method targeted needs a budget to select the channels it removes: set "
+                         "prune.target_gflops or prune.ratio, not prune.threshold")

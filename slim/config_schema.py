@@ -14,6 +14,7 @@ SLIM_SET = frozenset({"data", "model", "imgsz", "device", "project", "name", "se
 ULTRA_KEYS = frozenset(DEFAULT_CFG_DICT) - SLIM_SET
 ULTRA_MIXED = frozenset({"fraction", "scale", "compile", "amp", "quantize"})  # several types: left to check_cfg
 SCHEDULES = ("linear", "constant")
+METHODS = ("l1", "targeted")
 
 
 @dataclass
@@ -34,8 +35,11 @@ class TrainConfig:
 
 @dataclass
 class SparsityConfig:
+    method: str = "l1"
     sr: float = 0.03
     schedule: str = "linear"
+    shrink: float = 0.5
+    inherit_optimizer: bool = True
     args: dict = field(
         default_factory=lambda: dict(epochs=8, optimizer="SGD", lr0=0.04, batch=8, nbs=8, close_mosaic=2, workers=0,
                                      plots=False)
@@ -46,6 +50,7 @@ class SparsityConfig:
 class PruneConfig:
     ratio: float | None = 0.5
     threshold: float | None = None
+    target_gflops: float | None = None
     min_channels: int = 8
     min_fraction: float = 0.05
     round_to: int = 1

@@ -195,7 +195,34 @@ def test_ratio_and_threshold_exactly_one(tmp_path):
     both = usage_error(write(tmp_path, "prune:\n  ratio: 0.5\n  threshold: 0.01\n"))
     assert "prune.ratio" in both and "prune.threshold" in both and "both set" in both
     neither = usage_error(None, ["prune.ratio=null"])
-    assert "prune.ratio" in neither and "prune.threshold" in neither and "both null" in neither
+    assert "prune.ratio" in neither and "prune.target_gflops" in neither and "all null" in neither
+
+
+def test_target_gflops_is_a_third_cut_that_clears_the_others():
+    cfg = load_config(None, ["prune.target_gflops=0.4"])
+    assert (cfg.prune.target_gflops, cfg.prune.ratio, cfg.prune.threshold) == (0.4, None, None)
+
+
+def test_a_ratio_override_clears_the_files_target_gflops(tmp_path):
+    cfg = load_config(write(tmp_path, "prune:\n  ratio: null\n  target_gflops: 0.4\n"), ["prune.ratio=0.3"])
+    assert (cfg.prune.ratio, cfg.prune.target_gflops) == (0.3, None)
+    both = usage_error(None, ["prune.target_gflops=0.4", "prune.ratio=0.3"])  # one source sets two: refused
+    assert "prune.ratio and prune.target_gflops are both set" in both
+
+
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.2, ".nan"])
+def test_target_gflops_outside_open_interval_is_refused(value):
+    message = usage_error(None, [f"prune.target_gflops={value}"])
+    assert message.startswith("prune.target_gflops must be") and "(0, 1)" in message
+
+
+def test_targeted_sparsity_refuses_a_threshold_budget():
+    message = usage_error(None, ["prune.threshold=0.01", "sparsity.method=targeted"])
+    assert "targeted" in message and "prune.target_gflops" in message
+
+
+def test_unknown_sparsity_method_is_refused():
+    assert usage_error(None, ["sparsity.method=l2"]).startswith("sparsity.method must be one of l1, targeted")
 
 
 def test_unknown_key_in_file_suggests_a_close_match(tmp_path):
