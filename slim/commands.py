@@ -95,31 +95,36 @@ def train(argv: list) -> None:
 
 @command("sparsity")
 def sparsity(argv: list) -> None:
-    """Stage 2, sparsity training: an L1 penalty on the BatchNorm gammas."""
+    """Stage 2, sparsity training: an L1 penalty on the BatchNorm gammas, or the targeted shrink (--method)."""
     p = parser("slim sparsity", sparsity.__doc__)
     p.add_argument("--weights", help="trained checkpoint to continue from (default: the train stage's best.pt)")
-    p.add_argument("--sr", help="L1 strength on BN gammas (the network-slimming lambda)")
+    p.add_argument("--method", help="l1 (every prunable gamma) or targeted (only those the prune budget removes)")
+    p.add_argument("--sr", help="L1 strength on BN gammas (the network-slimming lambda; method l1)")
     p.add_argument("--epochs", help="sparsity-training epochs")
     args = p.parse_args(argv)
     from slim import stages
 
-    cfg = load(args, "sparsity", {"sparsity.sr": args.sr, "sparsity.epochs": args.epochs})
+    cfg = load(args, "sparsity", {"sparsity.method": args.method, "sparsity.sr": args.sr,
+                                  "sparsity.epochs": args.epochs})
     print(f"sparsity: {stages.sparsity(cfg, args.weights, exist_ok=args.exist_ok)}")
 
 
 @command("prune")
 def prune(argv: list) -> None:
-    """Stage 3, prune: remove the channels with the smallest BN gammas, by ratio or threshold."""
+    """Stage 3, prune: remove the channels with the smallest BN gammas, by ratio, threshold or GFLOPs target."""
     p = parser("slim prune", prune.__doc__)
     p.add_argument("--weights", help="sparsity-trained checkpoint (default: the sparsity stage's last.pt)")
     p.add_argument("--prune-ratio", help="fraction of prunable BN channels to remove, globally, in (0, 1)")
     p.add_argument("--threshold", help="instead of a ratio: remove channels whose |gamma| is below this")
+    p.add_argument("--target-gflops", help="instead of a ratio: prune to at most this fraction of the model's GFLOPs, "
+                                           "in (0, 1)")
     p.add_argument("--out", help="where to write the pruned checkpoint (default: runs/<name>/prune/pruned.pt)")
     args = p.parse_args(argv)
     from slim import stages
     from slim.report import prune_table
 
-    cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold})
+    cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold,
+                               "prune.target_gflops": args.target_gflops})
     out, plan, sizes = stages.prune(cfg, args.weights, args.out, exist_ok=args.exist_ok)
     print(prune_table(plan, sizes))
     print(f"prune: {out}")

@@ -184,11 +184,15 @@ def prune_table(plan: PruningPlan, sizes: dict) -> str:
     before, after = sum(plan.channels.values()), sum(len(k) for k in plan.keep.values())
     b, a = sizes["before"], sizes["after"]
     requested = "-" if plan.ratio is None else f"{plan.ratio:.1%}"
+    budget = [] if plan.target_gflops is None else [
+        f"GFLOPs target      {plan.target_gflops:.1%} of the model's, reached {plan.gflops_fraction:.1%} "
+        "(the planner's count)"]
     lines += [
         "",
         f"prunable channels  {before:,} -> {after:,} ({after / before:.1%} kept)",
         f"params             {b['params']:,} -> {a['params']:,} ({a['params'] / b['params']:.1%})",
         f"GFLOPs             {b['gflops']:.2f} -> {a['gflops']:.2f} ({a['gflops'] / b['gflops']:.1%})",
+        *budget,
         f"threshold          |gamma| < {plan.threshold:.4g} is removed",
         f"removed            requested {requested}, actual {plan.removed_fraction:.1%}",
         f"held at floor      {', '.join(plan.floored) if plan.floored else 'none'}",

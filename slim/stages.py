@@ -175,7 +175,8 @@ def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
 
 
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
-    """Stage 3: choose channels by one global |gamma| threshold and rebuild a physically smaller model.
+    """Stage 3: choose channels by one global |gamma| threshold (from a ratio, a threshold or a GFLOPs target) and
+    rebuild a physically smaller model.
 
     Every check runs before anything is written; the checkpoint is written atomically.
 
@@ -196,7 +197,8 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     graph = analyze(model)
     _warn_if_not_sparse(_ranked_bns(model, graph, source))
     p = cfg.prune
-    plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to)
+    plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to,
+                      p.target_gflops, cfg.imgsz)
     if plan.floored:
         shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
         warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "

@@ -6,9 +6,11 @@ import math
 import pytest
 import torch
 
+from slim import budget, ultra
 from slim.errors import UsageError
 from slim.groups import analyze
 from slim.plan import PruningPlan, build_plan, gamma_scores, threshold_for_ratio
+from slim.surgery import prune_model
 from tests.models import random_bn_model
 
 
@@ -88,3 +90,53 @@ def test_ratio_is_exact_when_gammas_tie():
     model = YOLO("yolov8n.yaml").model
     plan = build_plan(model, analyze(model), ratio=0.5, min_channels=1, min_fraction=0.0)
     assert 0.48 <= plan.removed_fraction <= 0.5
+
+
+# --- a GFLOPs budget ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [0.6, 0.4, 0.25])
+def test_gflops_target_is_met_removing_the_fewest_channels(model, target):
+    """Met, and one channel fewer (the largest |gamma| removed put back) would miss it: within one channel."""
+    graph = analyze(model)
+    plan = build_plan(model, graph, target_gflops=target, imgsz=128)
+    assert plan.target_gflops == target and plan.gflops_fraction <= target
+    everything = torch.cat(list(gamma_scores(model, graph).values()))
+    largest_removed = float(everything[everything < plan.threshold].max())
+    one_fewer = build_plan(model, graph, threshold=largest_removed)  # removes exactly those below it
+    costs = budget.layer_costs(model, graph, 128)
+    assert budget.gflops_fraction(costs, graph, one_fewer.keep) > target
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo11n.yaml", "yolov8n-seg.yaml"])
+def test_planner_gflops_agree_with_ultralytics_count_of_the_pruned_model(yaml):
+    """Tolerance 0.01 of the model's GFLOPs: ultralytics (thop) also counts BN, upsampling and the head's DFL, which
+    the planner leaves out (they are about 1-2% of a YOLOv8n; measured 0.4 -> 0.404, 0.25 -> 0.257 on yolo11n)."""
+    model = random_bn_model(yaml)
+    full = ultra.model_size(model, 160)["gflops"]
+    for target in (0.5, 0.3):
+        plan = build_plan(model, analyze(model), target_gflops=target, imgsz=160)
+        pruned = ultra.model_size(prune_model(model, plan), 160)["gflops"]
+        assert abs(pruned / full - plan.gflops_fraction) <= 0.01
+
+
+def test_unreachable_gflops_target_names_the_smallest_reachable(model):
+    with pytest.raises(UsageError, match=r"cannot be met.*ask for at least 0\.\d+"):
+        build_plan(model, analyze(model), target_gflops=0.01, imgsz=128)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, float("nan")])
+def test_gflops_target_outside_open_interval_is_refused(model, target):
+    with pytest.raises(UsageError, match="target GFLOPs"):
+        build_plan(model, analyze(model), target_gflops=target)
+
+
+def test_two_cuts_at_once_are_refused(model):
+    with pytest.raises(UsageError, match="exactly one"):
+        build_plan(model, analyze(model), ratio=0.5, target_gflops=0.4)
+
+
+def test_gflops_plan_json_round_trip_keeps_target_and_fraction(model):
+    plan = build_plan(model, analyze(model), target_gflops=0.4, imgsz=128)
+    again = PruningPlan.from_dict(json.loads(plan.to_json()))
+    assert again == plan and again.gflops_fraction == plan.gflops_fraction

@@ -7,6 +7,7 @@ which models built from yaml in memory never exercise.
 
 import copy
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -94,3 +95,19 @@ def test_cli_prune_with_default_folding_is_lossless_on_dead_channels(tmp_path, y
     original, _ = load_model(source)
     with torch.no_grad():
         _assert_close(got, outputs(original(image)))
+
+
+def test_cli_prune_to_a_gflops_target_prints_and_records_the_fraction_reached(tmp_path):
+    source = _checkpoint(random_bn_model("yolov8n.yaml"), tmp_path / "sparse.pt")
+    out = tmp_path / "pruned.pt"
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
+    run = subprocess.run([sys.executable, str(ROOT / "scripts/prune.py"), "--config", str(ROOT / "configs/default.yaml"),
+                          f"project={tmp_path / 'runs'}", "--weights", str(source), "--out", str(out),
+                          "--target-gflops", "0.4"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    meta = json.loads(out.with_suffix(".plan.json").read_text())
+    plan, sizes = meta["plan"], meta["sizes"]
+    assert plan["target_gflops"] == 0.4 and plan["ratio"] is None and plan["gflops_fraction"] <= 0.4
+    assert f"GFLOPs target      40.0% of the model's, reached {plan['gflops_fraction']:.1%}" in run.stdout
+    # the plan.json keeps the measured sizes, and they agree with the planner's count (test_plan: within 0.01)
+    assert abs(sizes["after"]["gflops"] / sizes["before"]["gflops"] - plan["gflops_fraction"]) <= 0.01
