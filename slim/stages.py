@@ -125,15 +125,29 @@ def train(cfg: Config, exist_ok: bool = False) -> Path:
 
 
 def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
-    """Stage 2: continue training with the L1 subgradient on prunable BN gammas."""
+    """Stage 2: continue training with the L1 subgradient on prunable BN gammas (method l1), or with the proximal
+    shrink of only the channels the prune budget removes (method targeted)."""
     source = input_for(cfg, "sparsity", weights)
     refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
     ultra.check_inputs(source, args["data"])
     claim(cfg, "sparsity", source, exist_ok)
-    callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
+    s = cfg.sparsity
+    if s.method == "targeted":
+        callback = ultra.TargetedSparsityCallback(s.shrink, sparsity_budget(cfg))
+        if s.inherit_optimizer:  # the kept channels train the way the model was trained
+            args = {**args, **ultra.inherited_optimizer(source)}
+    else:
+        callback = ultra.SparsityCallback(s.sr, s.schedule)
     ultra.train(source, args, keep_architecture=True, sparsity=callback)
     return _finish(cfg, "sparsity")
+
+
+def sparsity_budget(cfg: Config) -> dict:
+    """The prune stage's cut as build_plan's keyword arguments: targeted sparsity selects with exactly these."""
+    p = cfg.prune
+    return {"ratio": p.ratio, "target_gflops": p.target_gflops, "min_channels": p.min_channels,
+            "min_fraction": p.min_fraction, "round_to": p.round_to, "imgsz": cfg.imgsz}
 
 
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:

@@ -148,14 +148,14 @@ def adapt_classes_(model: nn.Module, names: dict) -> str | None:
             f"outputs ({', '.join(rebuilt)}; {change:+d} parameters), every other layer kept as it is")
 
 
-def train(source: str | Path, args: dict, keep_architecture: bool, sparsity: SparsityCallback | None = None,
-          new_classes: bool = False) -> Path:
+def train(source: str | Path, args: dict, keep_architecture: bool, sparsity=None, new_classes: bool = False) -> Path:
     """Run ultralytics training and return the path of the best checkpoint.
 
     Args:
         source: a model yaml (fresh training) or a .pt checkpoint.
         args: ultralytics training arguments (data, epochs, imgsz, project, name, ...).
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
+        sparsity: a SparsityCallback or TargetedSparsityCallback to attach, or None.
         new_classes: a checkpoint may go to a dataset with another class count: its class outputs are rebuilt.
     """
     check_inputs(source, args.get("data"), new_classes=new_classes)  # resume (no data given): the run's own dataset
