@@ -177,3 +177,29 @@ def test_ddp_worker_state_carries_the_targeted_settings(tmp_path, tiny_data):
     found = [getattr(f, "__self__", None) for f in state["callbacks"]["on_train_epoch_end"]]
     found = [c for c in found if isinstance(c, ultra.TargetedSparsityCallback)]
     assert found and found[0].shrink == 0.3 and found[0].budget == BUDGET
+
+
+@pytest.mark.slow
+def test_stage_trains_with_the_checkpoints_optimizer_and_the_prune_keeps_its_accuracy(tmp_path):
+    """slim's stages on the demo at tiny size: the targeted sparsity run takes the train stage's optimizer and lr0
+    (not the section's SGD 0.04), and the prune at the same budget computes what the sparse checkpoint computes.
+    (The report's pruned and sparse rows come from these two files; at this size both validate at mAP 0.)"""
+    import yaml
+
+    from slim import stages
+    from slim.config import load_config
+
+    cfg = load_config(None, [f"project={tmp_path}", "demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64",
+                             "train.epochs=1", "sparsity.epochs=2", "sparsity.method=targeted",
+                             "prune.target_gflops=0.4"])
+    stages.train(cfg)
+    sparse = stages.sparsity(cfg)
+    used = yaml.safe_load((cfg.stage_dir("sparsity") / "args.yaml").read_text())
+    assert (used["optimizer"], used["lr0"]) == (cfg.train.args["optimizer"], cfg.train.args["lr0"]) == ("AdamW", 0.003)
+    pruned, plan, sizes = stages.prune(cfg)
+    assert plan.gflops_fraction <= 0.4 and sizes["after"]["gflops"] < 0.45 * sizes["before"]["gflops"]
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # both as saved (fp16 on disk), loaded the way the report's val loads them
+        want, got = (outputs(ultra.load_model(path)[0](x)) for path in (sparse, pruned))
+    scale = max(float(w.abs().max()) for w in want)
+    assert max(float((g - w).abs().max()) for g, w in zip(got, want)) <= RTOL * scale
