@@ -203,3 +203,40 @@ def test_stage_trains_with_the_checkpoints_optimizer_and_the_prune_keeps_its_acc
         want, got = (outputs(ultra.load_model(path)[0](x)) for path in (sparse, pruned))
     scale = max(float(w.abs().max()) for w in want)
     assert max(float((g - w).abs().max()) for g, w in zip(got, want)) <= RTOL * scale
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model = _model()
+    ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    masks, _, selected = _selected(model)  # each rank selects from its own copy, as TargetedSparsityCallback does
+    register_prox_hook(opt, lambda: prox_shrink_(selected, AMOUNT))
+    _loss(ddp, seed=rank).backward()  # each rank sees different data; DDP averages the gradients
+    opt.step()
+    torch.save({"masks": masks, "bns": _bn_state(model)}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_ranks_select_and_shrink_the_same_channels(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert r0["masks"].keys() == r1["masks"].keys()
+    assert all(torch.equal(r0["masks"][n], r1["masks"][n]) for n in r0["masks"])
+    for name, (w0, b0) in r0["bns"].items():
+        w1, b1 = r1["bns"][name]
+        assert torch.equal(w0, w1) and torch.equal(b0, b1)  # the ranks stay identical after the shrink
+    for name, mask in r0["masks"].items():
+        w = r0["bns"][f"{name}.bn"][0]
+        assert torch.all(w[mask].abs() < _model().get_submodule(f"{name}.bn").weight.detach()[mask].abs())
