@@ -20,6 +20,9 @@ PENDING = ".provenance.pending.json"  # the record of a run still going
 # ultralytics arguments that change how a run goes, not what it produces: changing them redoes nothing
 NO_EFFECT = frozenset({"device", "workers", "plots", "verbose", "save_period", "cache", "patience", "val"})
 TRAINED = ("train", "sparsity", "finetune", "transfer")
+# sparsity keys the other method ignores; the targeted method selects with the prune stage's budget keys
+UNUSED_BY_METHOD = {"l1": ("shrink", "inherit_optimizer"), "targeted": ("sr", "schedule")}
+BUDGET_KEYS = ("ratio", "target_gflops", "min_channels", "min_fraction", "round_to")
 
 
 def wanted(cfg: Config, stage: str, source: str | Path | None) -> dict:
@@ -34,7 +37,10 @@ def wanted(cfg: Config, stage: str, source: str | Path | None) -> dict:
         keys["model"] = cfg.model
     if stage == "transfer":  # trained with the finetune section's settings, on transfer.data
         keys.update({f"finetune.{k}": v for k, v in raw["finetune"].items() if k not in NO_EFFECT})
-    keys.update({f"{stage}.{k}": v for k, v in raw[stage].items() if k not in NO_EFFECT})
+    unused = UNUSED_BY_METHOD[cfg.sparsity.method] if stage == "sparsity" else ()
+    keys.update({f"{stage}.{k}": v for k, v in raw[stage].items() if k not in NO_EFFECT and k not in unused})
+    if stage == "sparsity" and cfg.sparsity.method == "targeted":
+        keys.update({f"prune.{k}": raw["prune"][k] for k in BUDGET_KEYS})
     record = {"config": json.loads(json.dumps(keys))}  # as it reads back from the file
     if source is not None and Path(source).is_file():
         record["input"] = {"path": str(source), "sha256": sha256(source)}

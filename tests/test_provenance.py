@@ -35,6 +35,18 @@ def test_changes_name_each_key_and_ignore_settings_that_shape_nothing(tmp_path):
                               provenance.of_file(a, {}))[0].startswith(f"a different {a} (sha256 000000000000, now ")
 
 
+def test_targeted_sparsity_is_redone_when_the_prune_budget_changes_and_l1_is_not():
+    targeted = ["sparsity.method=targeted", "prune.target_gflops=0.4"]
+    saved = provenance.wanted(load_config(None, targeted), "sparsity", None)
+    now = provenance.wanted(load_config(None, [*targeted[:1], "prune.target_gflops=0.3"]), "sparsity", None)
+    assert provenance.changes(saved, now) == ["prune.target_gflops=0.4 (now 0.3)"]
+    assert provenance.changes(saved, provenance.wanted(load_config(None, [*targeted, "sparsity.sr=0.1"]), "sparsity",
+                                                       None)) == []  # sr is l1's
+    l1 = provenance.wanted(load_config(), "sparsity", None)
+    assert provenance.changes(l1, provenance.wanted(load_config(None, ["prune.ratio=0.3", "sparsity.shrink=2"]),
+                                                    "sparsity", None)) == []
+
+
 def test_a_record_is_the_folders_only_once_the_run_finished(tmp_path):
     (tmp_path / provenance.RECORD).write_text('{"config": {"prune.ratio": 0.5}}')
     provenance.start(tmp_path, {"config": {"prune.ratio": 0.3}})
