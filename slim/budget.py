@@ -42,9 +42,13 @@ def layer_costs(model: nn.Module, graph: ChannelGraph, imgsz: int) -> list:
     stride = int(max(getattr(model, "stride", torch.tensor([32])).max(), 32))
     size = -(-imgsz // stride) * stride
     spatial, hooks = {}, []
+
+    def record(name):
+        return lambda mod, inp, out: spatial.update({name: _cells(mod, inp[0], out)})
+
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            hooks.append(m.register_forward_hook(lambda mod, inp, out, name=name: spatial.update({name: _cells(mod, inp[0], out)})))
+            hooks.append(m.register_forward_hook(record(name)))
     weight = next(model.parameters())
     was_training = model.training
     model.eval()  # no BN running-statistics update when called on a model in training
@@ -69,7 +73,7 @@ def layer_costs(model: nn.Module, graph: ChannelGraph, imgsz: int) -> list:
 
 
 def _cells(m: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
-    """Positions the layer's kernel is applied at: output pixels (input pixels for a transposed conv), rows for Linear."""
+    """Positions the kernel is applied at: output pixels (input pixels for a transposed conv), rows for Linear."""
     if isinstance(m, nn.Linear):
         return out.numel() // out.shape[-1]
     ref = x if isinstance(m, nn.ConvTranspose2d) else out

@@ -24,6 +24,7 @@ from slim.io import write_json
 from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
+from slim.targeted import select_removed
 
 # each stage's main output, relative to its folder; sparsity hands on its last epoch (the sparsest), not "best"
 OUTPUTS = {
@@ -131,16 +132,23 @@ def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
     refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
     ultra.check_inputs(source, args["data"])
+    callback, changed = _sparsity_method(cfg, source)
     claim(cfg, "sparsity", source, exist_ok)
-    s = cfg.sparsity
-    if s.method == "targeted":
-        callback = ultra.TargetedSparsityCallback(s.shrink, sparsity_budget(cfg))
-        if s.inherit_optimizer:  # the kept channels train the way the model was trained
-            args = {**args, **ultra.inherited_optimizer(source)}
-    else:
-        callback = ultra.SparsityCallback(s.sr, s.schedule)
-    ultra.train(source, args, keep_architecture=True, sparsity=callback)
+    ultra.train(source, {**args, **changed}, keep_architecture=True, sparsity=callback)
     return _finish(cfg, "sparsity")
+
+
+def _sparsity_method(cfg: Config, source: Path) -> tuple:
+    """The method's callback and the ultralytics arguments it changes. A budget the model cannot meet fails here,
+    in one line before the stage's folder is made, not in the first epoch."""
+    s = cfg.sparsity
+    if s.method != "targeted":
+        return ultra.SparsityCallback(s.sr, s.schedule), {}
+    budget = sparsity_budget(cfg)
+    model, _ = ultra.load_model(source)
+    select_removed(model, analyze(model), budget)
+    inherited = ultra.inherited_optimizer(source) if s.inherit_optimizer else {}  # train the way it was trained
+    return ultra.TargetedSparsityCallback(s.shrink, budget), inherited
 
 
 def sparsity_budget(cfg: Config) -> dict:

@@ -14,7 +14,15 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from slim.groups import analyze
-from slim.targeted import bind, prox_shrink_, register_prox_hook, select_removed, selected_stats, shrink_at, zero_selected_
+from slim.targeted import (
+    bind,
+    prox_shrink_,
+    register_prox_hook,
+    select_removed,
+    selected_stats,
+    shrink_at,
+    zero_selected_,
+)
 from slim.ultra.checkpoints import load_model
 from slim.ultra.trainers import _append_csv
 
@@ -92,6 +100,6 @@ def inherited_optimizer(source: str | Path) -> dict:
     weight_decay, those it records. With optimizer auto, ultralytics picks again for this run and ignores lr0."""
     train_args = load_model(source)[1].get("train_args") or {}
     inherited = {k: train_args[k] for k in INHERITED if train_args.get(k) is not None}
-    LOGGER.info(f"sparsity (targeted): training with the checkpoint's own {', '.join(f'{k}={v}' for k, v in inherited.items())}"
-                " (sparsity.inherit_optimizer)")
+    shown = ", ".join(f"{k}={v}" for k, v in inherited.items())
+    LOGGER.info(f"sparsity (targeted): training with the checkpoint's own {shown} (sparsity.inherit_optimizer)")
     return inherited
