@@ -240,3 +240,18 @@ def test_ddp_ranks_select_and_shrink_the_same_channels(tmp_path):
     for name, mask in r0["masks"].items():
         w = r0["bns"][f"{name}.bn"][0]
         assert torch.all(w[mask].abs() < _model().get_submodule(f"{name}.bn").weight.detach()[mask].abs())
+
+
+def test_an_unreachable_budget_fails_before_the_sparsity_run_folder_is_made(tmp_path):
+    from slim import stages
+    from slim.config import load_config
+    from slim.errors import UsageError
+
+    model = random_bn_model("yolov8n.yaml")
+    ultra.adapt_classes_(model, {i: str(i) for i in range(5)})  # the demo set has 5 classes
+    source = ultra.save_checkpoint(model, tmp_path / "trained.pt", {}, {})
+    cfg = load_config(None, [f"project={tmp_path}", "demo.n_train=4", "demo.n_val=2", "demo.imgsz=64", "imgsz=64",
+                             "sparsity.method=targeted", "prune.target_gflops=0.01"])
+    with pytest.raises(UsageError, match="cannot be met"):
+        stages.sparsity(cfg, source)
+    assert not cfg.stage_dir("sparsity").exists()
