@@ -1,9 +1,12 @@
 """Targeted vs L1 sparsity at one GFLOPs budget: the same dense baseline, the same sparsity epochs, the same prune.
 
-For each method: sparsity training from the baseline (each with its own settings: l1 with the section's optimizer
-and sr, targeted with the baseline's own optimizer), mAP of the sparse model, the prune at prune.target_gflops, mAP
-of the pruned model (no finetuning), and the fraction of the channels that prune removes whose gamma is exactly 0.
-Results go to <project>/<name>/bench_targeted/{results.json,BENCH_TARGETED.md}.
+For each arm: sparsity training from the baseline (l1 with the section's optimizer and sr; targeted with the
+baseline's own optimizer, and once with l1's optimizer to separate the method from the optimizer), mAP of the sparse
+model, the prune at prune.target_gflops, mAP of the pruned model (no finetuning), and the fraction of the channels
+that prune removes whose gamma is exactly 0. The dense control trains the baseline for the same epochs with the
+targeted arm's optimizer and no sparsity. Finished runs are reused: the dense control and l1 for every budget, the
+targeted arms (experiments <name>-targeted-<budget>, ...) per budget. Results, per budget F:
+<project>/<name>/bench_targeted/{results-F.json,BENCH_TARGETED-F.md}.
 """
 
 from __future__ import annotations
@@ -25,10 +28,16 @@ from slim.report import markdown_table
 from slim.targeted import select_removed
 
 LOG = logging.getLogger("slim")
-METHODS = ("l1", "targeted")
-COLUMNS = [("method", "method", ""), ("optimizer", "optimizer, lr0", ""), ("sparse_mAP50_95", "sparse mAP50-95", ".3f"),
-           ("pruned_mAP50_95", "pruned mAP50-95", ".3f"), ("gflops_fraction", "GFLOPs kept", ".1%"),
-           ("removed_zero", "removed gammas exactly 0", ".1%"), ("sparsity_s", "sparsity s", "d")]
+ARMS = {  # label -> (experiment name suffix, sparsity section changes)
+    "l1": ("l1", {"method": "l1"}),
+    "targeted": ("targeted", {"method": "targeted"}),
+    "targeted, l1's optimizer": ("targeted-sgd", {"method": "targeted", "inherit_optimizer": False}),
+}
+COLUMNS = [("arm", "arm", ""), ("optimizer", "optimizer, lr0", ""),
+           ("sparse_mAP50_95", "mAP50-95 after the epochs", ".3f"),
+           ("pruned_mAP50_95", "pruned mAP50-95", ".3f"), ("of_dense", "pruned / dense control", ".1%"),
+           ("gflops_fraction", "GFLOPs kept", ".1%"), ("removed_zero", "removed gammas exactly 0", ".1%"),
+           ("train_s", "train s", "d")]
 
 
 def run(cfg: Config, command: str, weights: str | None = None) -> Path:
@@ -41,34 +50,56 @@ def run(cfg: Config, command: str, weights: str | None = None) -> Path:
         stages.train(cfg, exist_ok=True)
     folder = cfg.stage_dir("bench_targeted")
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"method": "baseline (dense, before sparsity)", "sparse_mAP50_95": _map(cfg, baseline, folder)}]
-    rows += [_method(cfg, method, baseline, folder) for method in METHODS]
+    rows = [{"arm": "baseline (dense, before the epochs)", "sparse_mAP50_95": _map(cfg, baseline, folder)},
+            _dense(cfg, baseline, folder)]
+    rows += [_arm(cfg, arm, baseline, folder) for arm in ARMS]
+    for row in rows[2:]:
+        row["of_dense"] = row["pruned_mAP50_95"] / rows[1]["sparse_mAP50_95"]
     result = {"command": command, "date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s)",
               "data": cfg.data, "imgsz": cfg.imgsz, "epochs": cfg.sparsity.args.get("epochs"),
               "target_gflops": cfg.prune.target_gflops, "baseline": str(baseline), "rows": rows}
-    write_json(folder / "results.json", result)
-    out = folder / "BENCH_TARGETED.md"
+    budget = f"{cfg.prune.target_gflops:g}"
+    write_json(folder / f"results-{budget}.json", result)
+    out = folder / f"BENCH_TARGETED-{budget}.md"
     return write_text(out, f"`{command}` ({result['date']}, {result['machine']})\n\n{markdown_table(rows, COLUMNS)}\n")
 
 
-def _method(cfg: Config, method: str, baseline: Path, folder: Path) -> dict:
-    """Sparsity training with `method` into its own experiment <name>-<method>, then the prune at the budget."""
-    LOG.info(f"\n===== sparsity: {method} =====")
-    run_cfg = dataclasses.replace(cfg, name=f"{cfg.name}-{method}",
-                                  sparsity=dataclasses.replace(cfg.sparsity, method=method))
+def _arm(cfg: Config, arm: str, baseline: Path, folder: Path) -> dict:
+    """Sparsity training into the arm's own experiment <name>-<suffix>, then the prune at the budget."""
+    LOG.info(f"\n===== sparsity: {arm} =====")
+    suffix, changes = ARMS[arm]
+    if changes["method"] == "targeted":  # its sparse model depends on the budget; l1's does not
+        suffix = f"{suffix}-{cfg.prune.target_gflops:g}"
+    run_cfg = dataclasses.replace(cfg, name=f"{cfg.name}-{suffix}",
+                                  sparsity=dataclasses.replace(cfg.sparsity, **changes))
     sparse = stages.output_of(run_cfg, "sparsity")
     if not sparse.exists():
         stages.sparsity(run_cfg, baseline, exist_ok=True)
     pruned, plan, _ = stages.prune(run_cfg, sparse, exist_ok=True)
     args = ultralytics_args(run_cfg, "sparsity")
-    if method == "targeted" and run_cfg.sparsity.inherit_optimizer:
+    if run_cfg.sparsity.method == "targeted" and run_cfg.sparsity.inherit_optimizer:
         args = {**args, **ultra.inherited_optimizer(baseline)}
-    seconds = float((sparse.parent.parent / "results.csv").read_text().splitlines()[-1].split(",")[1])
-    return {"method": method, "optimizer": f"{args['optimizer']}, {args['lr0']:g}",
+    return {"arm": arm, "optimizer": f"{args['optimizer']}, {args['lr0']:g}",
             "sparse_mAP50_95": _map(cfg, sparse, folder), "pruned_mAP50_95": _map(cfg, pruned, folder),
             "gflops_fraction": plan.gflops_fraction, "removed_zero": _removed_zero(sparse, cfg),
-            "sparsity_s": round(seconds)}
+            "train_s": _seconds(sparse.parent.parent)}
+
+
+def _dense(cfg: Config, baseline: Path, folder: Path) -> dict:
+    """The baseline trained for the same epochs with the targeted arm's optimizer and no sparsity: the control."""
+    LOG.info("\n===== dense control =====")
+    args = {**ultralytics_args(cfg, "sparsity"), **ultra.inherited_optimizer(baseline),
+            "data": stages.resolve_data(cfg), "project": str(folder.resolve()), "name": "dense"}
+    last = folder / "dense" / "weights" / "last.pt"
+    if not last.exists():
+        ultra.train(baseline, args, keep_architecture=True)
+    return {"arm": "dense control (the same epochs, no sparsity)", "optimizer": f"{args['optimizer']}, {args['lr0']:g}",
+            "sparse_mAP50_95": _map(cfg, last, folder), "train_s": _seconds(last.parent.parent)}
+
+
+def _seconds(run: Path) -> int:
+    return round(float((run / "results.csv").read_text().splitlines()[-1].split(",")[1]))  # the "time" column
 
 
 def _removed_zero(sparse: Path, cfg: Config) -> float:
