@@ -224,7 +224,7 @@ CASES = {
     "wrong type": (*PRUNE, "--weights", "yolo.pt", "--config", "wrong_type.yaml", 2, "prune.min_channels",
                    "must be an int", "'eight'"),
     # data
-    "missing dataset yaml": ("train.py", "data=/nope.yaml", 1, "'/nope.yaml' does not exist", "set data:"),
+    "missing dataset yaml": ("train.py", "data=/nope.yaml", 1, "'/nope.yaml' does not exist", "pass data="),
     "missing train images": ("train.py", "data=no_train_images.yaml", 1, "train images", "do not exist"),
     "missing val images": ("val.py", "--weights", "yolo.pt", "data=no_val_images.yaml", 1, "images not found"),
     # finetune accepts another class count (transfer, tests/test_transfer.py); sparsity training does not
