@@ -3,11 +3,13 @@
 Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
 finetune/weights/best.pt, and prune/pruned.pt -> transfer/weights/best.pt (finetuned onto transfer.data).
 Any stage can instead be pointed at a user's own file with `weights`.
+A training stage holds its folder's lock (slim.lock) while it runs, and `resume` continues its interrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import warnings
@@ -21,6 +23,7 @@ from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.io import write_json
+from slim.lock import hold
 from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
@@ -34,8 +37,6 @@ OUTPUTS = {
     "transfer": "weights/best.pt",
 }
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
-SCRIPTS = {"train": "train", "sparsity": "train_sparsity", "prune": "prune", "finetune": "finetune",
-           "transfer": "transfer"}
 
 
 def output_of(cfg: Config, stage: str) -> Path:
@@ -53,14 +54,46 @@ def finished_output(cfg: Config, stage: str) -> Path:
     Only the settings are compared here, not the stage's input: `make pipeline` redoes whole chains.
     """
     path = output_of(cfg, stage)
+    point = interrupted(cfg, stage)  # sparsity's output is its last.pt, which an interrupted run has too
+    if point:
+        raise SlimError(f"the {stage} run in {cfg.stage_dir(stage)} was interrupted after epoch {point[0]} of "
+                        f"{point[1]}: finish it with `slim {stage} --resume`, or pass --weights")
     if not path.exists():
-        raise SlimError(f"no {stage} output at {path}: run `make {stage}` first, or pass --weights")
+        raise SlimError(f"no {stage} output at {path}: run `slim {stage}` first, or pass --weights")
     saved = provenance.read(cfg.stage_dir(stage))
     changed = provenance.changes(saved, provenance.wanted(cfg, stage, None), with_input=False) if saved else []
     if changed:
-        raise SlimError(f"{path} was made with {', '.join(changed)}: redo it with `python scripts/"
-                        f"{SCRIPTS[stage]}.py --exist-ok` (or `make pipeline`), or pass --weights")
+        raise SlimError(f"{path} was made with {', '.join(changed)}: redo it with `slim {stage} --exist-ok` "
+                        "(or `slim pipeline`), or pass --weights")
     return path
+
+
+def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
+    """(epochs done, epochs in all) when the stage's folder holds an interrupted run of it: no finished record,
+    and a last.pt that can resume; else None."""
+    folder = cfg.stage_dir(stage)
+    last = folder / "weights" / "last.pt"
+    if stage not in provenance.TRAINED or provenance.read(folder) is not None or not last.is_file():
+        return None
+    try:
+        return ultra.resume_point(last)
+    except SlimError:  # a last.pt cut short by a kill during its save: nothing to resume from
+        return None
+
+
+def one_writer(stage: str):
+    """Decorator for a stage: it holds its folder's lock from before its first check until it returns or fails,
+    so a second run on the same folder, --exist-ok or not, stops with one line naming the running one."""
+
+    def decorate(run):
+        @functools.wraps(run)
+        def locked(cfg: Config, *args, **kwargs):
+            with hold(cfg.stage_dir(stage)):
+                return run(cfg, *args, **kwargs)
+
+        return locked
+
+    return decorate
 
 
 def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
@@ -79,6 +112,14 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     """The stage's folder; a usage error when the stage would read its input from it (slim never overwrites its
     input), or when it already holds a run and exist_ok is not set (the error names what differs)."""
     folder = cfg.stage_dir(stage)
+    point = None if exist_ok else interrupted(cfg, stage)
+    if point:
+        pending = provenance.read(folder, pending=True)
+        changed = provenance.changes(pending, provenance.wanted(cfg, stage, source)) if pending else []
+        how = f", made with {', '.join(changed)}" if changed else ""
+        raise UsageError(f"{folder} holds an interrupted {stage} run ({point[0]} of {point[1]} epochs done{how}): "
+                         f"pass `slim {stage} --resume` to continue from epoch {point[0] + 1}, --exist-ok to start "
+                         "over, or name=<new name> for a new run")
     if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
         raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
                          "input: copy it elsewhere first, or pass name=<new name> for a new run")
@@ -89,6 +130,33 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
         raise UsageError(f"{folder} already holds a {stage} run{how}; pass --exist-ok to replace it, "
                          "or name=<new name> for a new run")
     return folder
+
+
+def resume_run(cfg: Config, stage: str, sparsity: ultra.SparsityCallback | None = None) -> Path:
+    """Continue the stage's interrupted run from its last.pt with ultralytics' resume (optimizer, EMA, epoch and
+    scheduler come back); the run's own provenance record, pending until now, becomes the folder's at the end.
+
+    The config must ask for what the interrupted run was started with: ultralytics resumes with the checkpoint's
+    own arguments, and slim's (the sparsity callback's sr and schedule) must agree with them and with the record.
+    """
+    folder = cfg.stage_dir(stage)
+    last = folder / "weights" / "last.pt"
+    if provenance.read(folder) is not None:
+        raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with --exist-ok, "
+                        "or name=<new name>")
+    if not last.is_file():
+        raise SlimError(f"no {stage} run to resume in {folder} (it has no weights/last.pt): start one with "
+                        f"`slim {stage}`")
+    ultra.check_resumable(last)
+    pending = provenance.read(folder, pending=True)
+    changed = provenance.changes(pending, provenance.wanted(cfg, stage, None), with_input=False) if pending else []
+    if changed:
+        raise UsageError(f"the interrupted {stage} run in {folder} was made with {', '.join(changed)}: resume it "
+                         "with its own settings, or pass --exist-ok to start over")
+    ultra.check_device(cfg.device)
+    resolve_data(transfer_config(cfg) if stage == "transfer" else cfg)  # a removed demo set comes back, the same
+    ultra.train(last, {"resume": True, "device": cfg.device}, keep_architecture=stage != "train", sparsity=sparsity)
+    return _finish(cfg, stage)
 
 
 def _finish(cfg: Config, stage: str) -> Path:
@@ -114,8 +182,11 @@ def _ultra_args(cfg: Config, stage: str) -> dict:
     return {**ultralytics_args(cfg, stage), "data": resolve_data(cfg)}
 
 
-def train(cfg: Config, exist_ok: bool = False) -> Path:
+@one_writer("train")
+def train(cfg: Config, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
+    if resume:
+        return resume_run(cfg, "train")
     refuse_earlier_run(cfg, "train", cfg.model, exist_ok)
     args = _ultra_args(cfg, "train")
     ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
@@ -124,29 +195,32 @@ def train(cfg: Config, exist_ok: bool = False) -> Path:
     return _finish(cfg, "train")
 
 
-def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
-    """Stage 2: continue training with the L1 subgradient on prunable BN gammas."""
+@one_writer("sparsity")
+def sparsity(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
+    """Stage 2: continue training with the L1 subgradient on prunable BN gammas.
+
+    Resumed, the callback's sr schedule goes on from the resumed epoch (it reads the trainer's epoch).
+    """
+    callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
+    if resume:
+        return resume_run(cfg, "sparsity", callback)
     source = input_for(cfg, "sparsity", weights)
     refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
     ultra.check_inputs(source, args["data"])
     claim(cfg, "sparsity", source, exist_ok)
-    callback = ultra.SparsityCallback(cfg.sparsity.sr, cfg.sparsity.schedule)
     ultra.train(source, args, keep_architecture=True, sparsity=callback)
     return _finish(cfg, "sparsity")
 
 
+@one_writer("finetune")
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one).
 
     A dataset with another class count is accepted: only the head's class outputs are rebuilt for it (transfer).
     """
     if resume:
-        last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
-        ultra.check_resumable(last)
-        best = ultra.train(last, {"resume": True}, keep_architecture=True)
-        provenance.finish(last.parent.parent)  # the interrupted run's record, kept pending until now
-        return best
+        return resume_run(cfg, "finetune")
     source = input_for(cfg, "finetune", weights)
     refuse_earlier_run(cfg, "finetune", source, exist_ok)
     args = _ultra_args(cfg, "finetune")
@@ -163,8 +237,11 @@ def transfer_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, data=cfg.transfer.data)
 
 
-def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
+@one_writer("transfer")
+def transfer(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Finetune the pruned model onto transfer.data with the finetune settings; its class outputs are rebuilt."""
+    if resume:
+        return resume_run(cfg, "transfer")
     source = input_for(cfg, "transfer", weights)
     refuse_earlier_run(cfg, "transfer", source, exist_ok)
     args = {**_ultra_args(transfer_config(cfg), "finetune"), "name": "transfer"}
