@@ -39,12 +39,23 @@ def hold(folder: Path):
             raise SlimError(f"{folder} is being written by another run ({_holder(fd)}): wait for it to end or stop "
                             "it, or pass name=<new name> for a new run") from None
         os.ftruncate(fd, 0)
-        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "started": started}).encode(), 0)
-        yield
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": _command(), "started": started}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # names no holder once released (a killed run's stays, but only the lock counts)
     finally:
         os.close(fd)  # releases the lock; the file stays, so that every run locks the same inode
+
+
+def _command() -> str:
+    """This process's command line as typed: `slim sparsity ...`, `python -m slim ...`, `train_sparsity.py ...`."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    program = Path(sys.argv[0])
+    name = f"python -m {program.parent.name}" if program.name == "__main__.py" else program.name
+    return " ".join([name, shlex.join(sys.argv[1:])]).strip()
 
 
 def _holder(fd: int) -> str:

@@ -141,10 +141,11 @@ def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
     # Not bit-equal, by ultralytics' design: last.pt keeps the EMA (fp16) and the optimizer state (fp16), not the
     # live model, so the resumed run's live model starts from the rounded EMA; and the trainer re-seeds its RNGs
     # when it starts, so epoch 2's shuffle and augmentation after the resume are those of epoch 1. Epoch 1 is the
-    # same run in both. Measured on the tiny demo: final gammas differ by at most 3e-3 (mean |gamma| 0.99).
+    # same run in both. Measured on the tiny demo (2 CPU cores): after epoch 3 the gammas differ by at most 0.010,
+    # 5e-4 on average (mean |gamma| 0.99).
     assert resumed[0] == done[0]
     difference = (gammas(full / "weights" / "last.pt") - gammas(cut / "weights" / "last.pt")).abs()
-    assert difference.max() < 0.02, difference.max()
+    assert difference.max() < 0.03, difference.max()
     record, reference = provenance.read(cut), provenance.read(full)
     assert record is not None and not (cut / provenance.PENDING).exists()
     assert record["config"] == reference["config"] and record["input"]["sha256"] == reference["input"]["sha256"]
