@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from slim import lock, provenance
+from slim import lock, pipeline, provenance
+from slim.config import load_config
 from slim.ultra.trainers import _append_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,9 @@ TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.e
 # Test-only, like test_pipeline's network guard: the `slim` command, made to wait at the first batch of its
 # second epoch, after writing its pid to the marker file the test polls.
 PAUSING = textwrap.dedent('''
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with SIGINT ignored
     from slim.offline import keep_ultralytics_offline
     keep_ultralytics_offline()
     from ultralytics.engine import trainer
@@ -73,6 +75,10 @@ def start_paused(work: Path, *args: str) -> subprocess.Popen:
 
 def _common(work: Path) -> list:
     return ["--config", str(ROOT / "configs" / "default.yaml"), f"project={work / 'runs'}", *TINY]
+
+
+def _config(work: Path, *overrides: str):
+    return load_config(ROOT / "configs" / "default.yaml", [f"project={work / 'runs'}", *TINY, *overrides])
 
 
 def _env(work: Path) -> dict:
@@ -132,6 +138,11 @@ def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
     stale = one_error_line(slim(work, "prune", "name=cut", check=False))  # its last.pt is not the stage's output
     assert "the sparsity run in" in stale and "was interrupted after epoch 1 of 3" in stale
     assert "`slim sparsity --resume`" in stale
+    other = one_error_line(slim(work, "sparsity", "name=cut", "--resume", "--sr", "0.5", check=False))
+    assert "was made with sparsity.sr=0.03 (now 0.5)" in other and "resume it with its own settings" in other
+    # `slim pipeline` would resume it (it checks the input too), not redo it; with other settings it redoes it
+    assert pipeline._resumable(_config(work, "name=cut"), "sparsity") == (1, 3)
+    assert pipeline._resumable(_config(work, "name=cut", "sparsity.sr=0.5"), "sparsity") is None
 
     slim(work, "sparsity", "name=cut", "--resume")
     full = work / "runs" / "full" / "sparsity"
