@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +38,7 @@ OUTPUTS = {
     "transfer": "weights/best.pt",
 }
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
+LOG = logging.getLogger("slim")
 
 
 def output_of(cfg: Config, stage: str) -> Path:
@@ -83,13 +85,21 @@ def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
 
 def one_writer(stage: str):
     """Decorator for a stage: it holds its folder's lock from before its first check until it returns or fails,
-    so a second run on the same folder, --exist-ok or not, stops with one line naming the running one."""
+    so a second run on the same folder, --exist-ok or not, stops with one line naming the running one.
+    Stopped by Ctrl-C after an epoch was saved, it says how to go on."""
 
     def decorate(run):
         @functools.wraps(run)
         def locked(cfg: Config, *args, **kwargs):
             with hold(cfg.stage_dir(stage)):
-                return run(cfg, *args, **kwargs)
+                try:
+                    return run(cfg, *args, **kwargs)
+                except KeyboardInterrupt:
+                    point = interrupted(cfg, stage)
+                    if point:
+                        LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; "
+                                 f"`slim {stage} --resume` continues from epoch {point[0] + 1}")
+                    raise
 
         return locked
 

@@ -128,7 +128,9 @@ def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
     finally:
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 130 and stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert run.returncode == 130 and stderr.strip().splitlines()[-2:] == [
+        "sparsity: stopped with 1 of 3 epochs done; `slim sparsity --resume` continues from epoch 2",
+        "error: interrupted"]
     cut = work / "runs" / "cut" / "sparsity"
     assert torch.load(cut / "weights" / "last.pt", weights_only=False)["epoch"] == 0  # epoch 1 of 3 saved
 
