@@ -48,7 +48,8 @@ def usage() -> str:
         *lines,
         "",
         "`slim <command> --help` lists a command's flags. --config takes a YAML path or a packaged config's",
-        "name (default, custom_example); key=value overrides any config entry (prune.ratio=0.6).",
+        "name (default, custom_example); without it, a stage given --weights uses that model's own image size,",
+        "dataset and task, and the demo config applies otherwise. key=value overrides any entry (prune.ratio=0.6).",
         "--verbose shows the traceback of an error. Offline guard: SLIM_OFFLINE=1 always, 0 never; unset,",
         "only when ultralytics is not configured (no YOLO_OFFLINE, YOLO_CONFIG_DIR or ultralytics settings file).",
     ])

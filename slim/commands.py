@@ -48,31 +48,43 @@ def parser(prog: str, description: str, exist_ok: bool = True, resume: bool = Fa
     """The flags every command shares: --config, --exist-ok (stages that write a run folder), --resume (training
     stages), key=value."""
     p = Parser(prog=prog, description=description)
-    p.add_argument("--config", default=DEFAULT_CONFIG,
+    p.add_argument("--config",
                    help="experiment YAML shared by every stage: a path, or a packaged config's name "
-                        "(default, custom_example); default: %(default)s")
+                        "(default, custom_example); default: the --weights model's own settings (its image size, "
+                        f"dataset and task), or without --weights the demo's ({DEFAULT_CONFIG})")
     if exist_ok:
         p.add_argument("--exist-ok", action="store_true", help="replace this stage's earlier outputs")
     if resume:
         p.add_argument("--resume", action="store_true",
-                       help="continue this stage's interrupted run from its weights/last.pt, with its own settings")
+                       help="continue this stage's interrupted run from its weights/last.pt, with its own settings: "
+                            "the command that started it, plus --resume")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config entry, e.g. prune.ratio=0.6")
     return p
 
 
-def load(args: argparse.Namespace, stage: str | None, flags: dict):
-    """The config for a stage: the YAML, then the flags a user typed (as overrides), then key=value overrides.
+def load(args: argparse.Namespace, stage: str | None, flags: dict, weights: str | None = None):
+    """The config for a stage: slim's defaults, the model's own settings, the YAML, then the flags a user typed
+    and key=value overrides (each layer over the one before).
 
     Args:
         flags: config key -> value for the flags that were given (None values are skipped).
+        weights: the checkpoint the user passed (--weights): its own image size and dataset apply, and outputs go
+            under a folder named for it. Without it and without --config, the demo's config applies.
     """
-    from slim.config import load_config
-
+    from slim.config import load_config, user_model_layer
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source echo
     typed = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    return load_config(args.config, typed + list(args.overrides), stage=stage)
+    own = {}
+    if weights:
+        from slim.stages import model_settings  # imports ultralytics: after the offline guard, only when needed
+
+        own = model_settings(weights)
+    if own and args.config is None:  # a user's model on its own: slim's settings for a trained model, not the demo's
+        own = user_model_layer(own)
+    config = args.config or (None if own else DEFAULT_CONFIG)
+    return load_config(config, typed + list(args.overrides), stage=stage, model_layer=own)
 
 
 @command("data")
@@ -93,7 +105,7 @@ def train(argv: list) -> None:
     args = p.parse_args(argv)
     from slim import stages
 
-    cfg = load(args, "train", {"model": args.weights, "train.epochs": args.epochs})
+    cfg = load(args, "train", {"model": args.weights, "train.epochs": args.epochs}, args.weights)
     print(f"train: {stages.train(cfg, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
@@ -104,10 +116,10 @@ def sparsity(argv: list) -> None:
     p.add_argument("--weights", help="trained checkpoint to continue from (default: the train stage's best.pt)")
     p.add_argument("--sr", help="L1 strength on BN gammas (the network-slimming lambda)")
     p.add_argument("--epochs", help="sparsity-training epochs")
-    args = _no_weights_on_resume(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     from slim import stages
 
-    cfg = load(args, "sparsity", {"sparsity.sr": args.sr, "sparsity.epochs": args.epochs})
+    cfg = load(args, "sparsity", {"sparsity.sr": args.sr, "sparsity.epochs": args.epochs}, args.weights)
     print(f"sparsity: {stages.sparsity(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
@@ -123,7 +135,7 @@ def prune(argv: list) -> None:
     from slim import stages
     from slim.report import prune_table
 
-    cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold})
+    cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold}, args.weights)
     out, plan, sizes = stages.prune(cfg, args.weights, args.out, exist_ok=args.exist_ok)
     print(prune_table(plan, sizes))
     print(f"prune: {out}")
@@ -135,10 +147,10 @@ def finetune(argv: list) -> None:
     p = parser("slim finetune", finetune.__doc__, resume=True)
     p.add_argument("--weights", help="pruned checkpoint (default: the prune stage's pruned.pt)")
     p.add_argument("--epochs", help="finetuning epochs")
-    args = _no_weights_on_resume(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     from slim import stages
 
-    cfg = load(args, "finetune", {"finetune.epochs": args.epochs})
+    cfg = load(args, "finetune", {"finetune.epochs": args.epochs}, args.weights)
     print(f"finetune: {stages.finetune(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
@@ -149,18 +161,11 @@ def transfer(argv: list) -> None:
     p.add_argument("--weights", help="pruned checkpoint (default: the prune stage's pruned.pt)")
     p.add_argument("--data", help="dataset to transfer to (transfer.data; demo-other = the built-in one)")
     p.add_argument("--epochs", help="finetuning epochs")
-    args = _no_weights_on_resume(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     from slim import stages
 
-    cfg = load(args, "transfer", {"transfer.data": args.data, "finetune.epochs": args.epochs})
+    cfg = load(args, "transfer", {"transfer.data": args.data, "finetune.epochs": args.epochs}, args.weights)
     print(f"transfer: {stages.transfer(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
-
-
-def _no_weights_on_resume(p: Parser, args: argparse.Namespace) -> argparse.Namespace:
-    """--resume continues the stage folder's own last.pt, whatever the run read: --weights has no place beside it."""
-    if args.resume and args.weights:
-        p.error("--resume continues the stage folder's own weights/last.pt; --weights is not used with it")
-    return args
 
 
 @command("val")
@@ -172,7 +177,7 @@ def val(argv: list) -> None:
     args = p.parse_args(argv)
     from slim import deploy
 
-    print(json.dumps(deploy.val(load(args, "val", {}), args.weights, args.tag, exist_ok=args.exist_ok), indent=1))
+    print(json.dumps(deploy.val(load(args, "val", {}, args.weights), args.weights, args.tag, exist_ok=args.exist_ok), indent=1))
 
 
 @command("export")
@@ -189,7 +194,7 @@ def export(argv: list) -> None:
     from slim import deploy
 
     flags = {"imgsz": args.imgsz, "export.opset": args.opset, "export.dynamic": args.dynamic, "export.int8": args.int8}
-    cfg = load(args, "export", flags)
+    cfg = load(args, "export", flags, args.weights)
     out = deploy.export(cfg, args.weights, args.tag, exist_ok=args.exist_ok)
     print(f"export: {out['onnx']} ({out['onnx_bytes'] / 1e6:.2f} MB), "
           f"largest difference to PyTorch {out['max_abs_diff']:.2e} (tolerance {cfg.export.atol:g})")
@@ -207,7 +212,7 @@ def vis(argv: list) -> None:
     from slim import stages, ultra
     from slim.report import plot_gamma_histograms, plot_gamma_per_layer
 
-    cfg = load(args, None, {})
+    cfg = load(args, None, {}, args.weights[0] if args.weights else None)
     paths = [Path(w) for w in args.weights] if args.weights else [
         stages.input_for(cfg, "sparsity", None), stages.input_for(cfg, "prune", None)]
     models = {_label(path, paths): ultra.load_model(path)[0] for path in paths}
@@ -231,7 +236,7 @@ def pipeline(argv: list) -> None:
     args = parser("slim pipeline", pipeline.__doc__).parse_args(argv)
     from slim import pipeline as run
 
-    print(f"report: {run.run(load(args, None, {}), args.config, exist_ok=args.exist_ok)}")
+    print(f"report: {run.run(load(args, None, {}), args.config or DEFAULT_CONFIG, exist_ok=args.exist_ok)}")
 
 
 @command("report")
@@ -240,4 +245,4 @@ def report(argv: list) -> None:
     args = parser("slim report", report.__doc__, exist_ok=False).parse_args(argv)
     from slim import pipeline as run
 
-    print(f"report: {run.report(load(args, None, {}), args.config)}")
+    print(f"report: {run.report(load(args, None, {}), args.config or DEFAULT_CONFIG)}")

@@ -38,12 +38,17 @@ from slim.ultra.arguments import (
 
 # the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
 PACKAGED = Path(__file__).parent / "configs"
+# the stage settings slim applies to a user's trained model when no --config is given (the demo's are for the demo)
+USER_MODEL_CONFIG = "custom_example"
 
 
 def load_config(
-    path: str | Path | None = None, overrides: typing.Sequence[str] = (), stage: str | None = None
+    path: str | Path | None = None, overrides: typing.Sequence[str] = (), stage: str | None = None,
+    model_layer: dict | None = None,
 ) -> Config:
     """Read the experiment YAML, apply `key=value` overrides, validate everything.
+
+    Precedence, highest first: overrides, the YAML file, the model's own settings (model_layer), slim's defaults.
 
     Args:
         path: the experiment's YAML file, or a packaged config's name (find_config); None gives the defaults
@@ -51,6 +56,7 @@ def load_config(
         overrides: `key=value` strings, values parsed with yaml.safe_load. `prune.ratio=0.6` names a
             section; a bare key goes to `stage`'s section when that section accepts it, else to the top level.
         stage: the running stage (a section name), or None.
+        model_layer: settings a user's checkpoint brings (its image size, dataset, run name), shaped like the YAML.
 
     Raises:
         UsageError: one line naming the key, for an unknown key or a bad value; naming the file when
@@ -59,11 +65,20 @@ def load_config(
     if stage is not None and stage not in SECTIONS:
         raise ValueError(f"stage must be one of {', '.join(SECTIONS)} or None, got {stage!r}")
     raw = config_to_dict(Config())
+    if model_layer:
+        raw = _merge(raw, _checked_keys(model_layer, "the model's own settings", stage))
     if path is not None:
         path = find_config(path)
         raw = _merge(raw, _checked_keys(_read_yaml(path), str(path), stage))
     raw = _merge(raw, _checked_keys(_override_layer(overrides, stage), "overrides", stage))
     return _build(raw)
+
+
+def user_model_layer(own: dict) -> dict:
+    """The layer under a user's model when no config is given: the stage settings slim recommends for a trained
+    model (USER_MODEL_CONFIG's sections: its lr, epochs, rounding, ...), with the model's own settings over them."""
+    sections = {k: v for k, v in _read_yaml(find_config(USER_MODEL_CONFIG)).items() if k in SECTIONS}
+    return _merge(sections, own) if sections else dict(own)
 
 
 def find_config(name_or_path: str | Path) -> Path:

@@ -84,12 +84,14 @@ def export(cfg: Config, weights: str | Path | None = None, tag: str | None = Non
     made_from = provenance.of_file(weights, {"imgsz": cfg.imgsz, **_settings(cfg, "export")})
     _refuse_replacing(folder / f"{tag}.onnx", _read_json(record) or None, made_from, exist_ok)
     ultra.load_model(weights)  # a bad checkpoint is one clear line here, not the exporter's traceback
+    int8 = e.int8 if int8 is None else int8
+    data = resolve_data(cfg) if int8 else None  # a missing calibration set stops the export before it writes
     record.unlink(missing_ok=True)  # gone while the files it describes are being replaced
     result = export_onnx(weights, folder / f"{tag}.onnx", cfg.imgsz, e.opset, e.dynamic, e.simplify, e.half, e.atol)
     dump_config(cfg, folder / "config.yaml")
     out = {"onnx": result.path, "onnx_bytes": result.size_bytes, "max_abs_diff": result.max_abs_diff}
-    if e.int8 if int8 is None else int8:
-        images = calibration_images(Path(resolve_data(cfg)), e.calib_images)
+    if int8:
+        images = calibration_images(Path(data), e.calib_images)
         exclude = e.int8_exclude or DEFAULT_EXCLUDE  # one default for every task (see slim/quantize.py)
         out["int8"] = quantize_int8(result.path, folder / f"{tag}-int8.onnx", images, cfg.imgsz, exclude)
         out["int8_bytes"] = out["int8"].stat().st_size

@@ -41,6 +41,34 @@ PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "tran
 LOG = logging.getLogger("slim")
 
 
+def model_settings(weights: str | Path) -> dict:
+    """The config layer a user's checkpoint brings, read as `YOLO(path).val()` reads it: the image size and dataset
+    it was trained with (its train_args), auto device, and outputs under a folder named for the model. The demo's
+    data, size, device and folder never apply to it. An architecture yaml brings nothing.
+    """
+    path = Path(weights)
+    if path.suffix in (".yaml", ".yml"):
+        return {}
+    train_args = ultra.load_model(path)[1].get("train_args") or {}
+    layer = {"name": run_name(path), "device": "", "data": str(train_args.get("data") or "")}
+    imgsz = train_args.get("imgsz")
+    if imgsz:  # ultralytics keeps an int, or [h, w] from a val or export call: slim's sizes are square
+        layer["imgsz"] = int(max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz)
+    return layer
+
+
+def run_name(weights: Path) -> str:
+    """The experiment folder for a user's model: the slim run it came from (runs/<name>/<stage>/...), the
+    ultralytics run it came from (runs/detect/<run>/weights/best.pt), else the file's name."""
+    path = Path(weights).resolve()
+    if path.parent.name == "weights":
+        run = path.parent.parent
+        return run.parent.name if run.name in OUTPUTS else run.name
+    if path.parent.name == "prune":
+        return path.parent.parent.name
+    return path.stem
+
+
 def output_of(cfg: Config, stage: str) -> Path:
     return cfg.stage_dir(stage) / OUTPUTS[stage]
 
@@ -59,7 +87,7 @@ def finished_output(cfg: Config, stage: str) -> Path:
     point = interrupted(cfg, stage)  # sparsity's output is its last.pt, which an interrupted run has too
     if point:
         raise SlimError(f"the {stage} run in {cfg.stage_dir(stage)} was interrupted after epoch {point[0]} of "
-                        f"{point[1]}: finish it with `slim {stage} --resume`, or pass --weights")
+                        f"{point[1]}: finish it with `slim {stage} ... --resume` (the command that started it), or pass --weights")
     if not path.exists():
         raise SlimError(f"no {stage} output at {path}: run `slim {stage}` first, or pass --weights")
     saved = provenance.read(cfg.stage_dir(stage))
@@ -97,8 +125,8 @@ def one_writer(stage: str):
                 except KeyboardInterrupt:
                     point = interrupted(cfg, stage)
                     if point:
-                        LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; "
-                                 f"`slim {stage} --resume` continues from epoch {point[0] + 1}")
+                        LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; the same command "
+                                 f"with --resume (`slim {stage} ... --resume`) continues from epoch {point[0] + 1}")
                     raise
 
         return locked
@@ -128,8 +156,8 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
         changed = provenance.changes(pending, provenance.wanted(cfg, stage, source)) if pending else []
         how = f", made with {', '.join(changed)}" if changed else ""
         raise UsageError(f"{folder} holds an interrupted {stage} run ({point[0]} of {point[1]} epochs done{how}): "
-                         f"pass `slim {stage} --resume` to continue from epoch {point[0] + 1}, --exist-ok to start "
-                         "over, or name=<new name> for a new run")
+                         f"add --resume to continue it from epoch {point[0] + 1} (`slim {stage} ... --resume`), "
+                         "--exist-ok to start over, or name=<new name> for a new run")
     if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
         raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
                          "input: copy it elsewhere first, or pass name=<new name> for a new run")
@@ -176,10 +204,17 @@ def _finish(cfg: Config, stage: str) -> Path:
 
 
 def resolve_data(cfg: Config) -> str:
-    """The dataset yaml: a built-in demo set (generated once, then reused) or the user's file."""
+    """The dataset yaml: a built-in demo set (generated once, then reused) or the user's file.
+
+    A user's model brings the dataset it was trained on (model_settings); when that is not on this machine, the
+    stage stops here, before it writes anything.
+    """
     if cfg.data not in DEMOS:
+        if not cfg.data:
+            raise SlimError("no dataset: the model records none and none was given; pass data=<your dataset yaml>")
         if not Path(cfg.data).exists():
-            raise SlimError(f"dataset yaml '{cfg.data}' does not exist: set data: to your dataset's yaml")
+            raise SlimError(f"dataset '{cfg.data}' does not exist on this machine (the model or the config names it): "
+                            "pass data=<your dataset yaml>")
         return cfg.data
     d = cfg.demo
     version = generator_of(cfg.data).split()[-1]  # in the name: a newer generator makes a new folder, not an error
@@ -319,5 +354,5 @@ def _warn_if_not_sparse(bns: list) -> None:
     if small < 0.05:
         warnings.warn(
             f"only {small:.1%} of prunable gammas are below {SMALL_GAMMA:g}: this model looks like it was never "
-            f"sparsity-trained, and pruning it will cost accuracy (run scripts/train_sparsity.py first)"
+            f"sparsity-trained, and pruning it will cost accuracy (run `slim sparsity` first)"
         )

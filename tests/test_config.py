@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from slim import config as config_module
-from slim.config import Config, config_to_dict, dump_config, load_config, ultralytics_args
+from slim.config import Config, config_to_dict, dump_config, load_config, ultralytics_args, user_model_layer
 from slim.errors import USAGE, UsageError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
@@ -325,3 +325,20 @@ def test_ultralytics_args_refuses_other_stages():
 def test_nan_is_rejected_everywhere():  # .nan is how YAML spells NaN
     for key in ("prune.ratio", "prune.min_fraction", "export.atol", "sparsity.sr"):
         assert usage_error(None, [f"{key}=.nan"]).startswith(key)
+
+
+def test_a_models_own_settings_sit_between_the_defaults_and_the_file(tmp_path):
+    own = {"name": "mine", "data": "/data/mine.yaml", "imgsz": 640, "device": ""}
+    cfg = load_config(None, model_layer=own)
+    assert (cfg.name, cfg.data, cfg.imgsz, cfg.device) == ("mine", "/data/mine.yaml", 640, "")
+    file = write(tmp_path, "imgsz: 320\n")
+    cfg = load_config(file, ["name=other"], model_layer=own)
+    assert (cfg.name, cfg.data, cfg.imgsz) == ("other", "/data/mine.yaml", 320)  # overrides > file > model > defaults
+
+
+def test_a_user_model_gets_the_trained_model_settings_not_the_demos():
+    cfg = load_config(None, model_layer=user_model_layer({"name": "mine", "data": "/d.yaml", "imgsz": 640}))
+    custom = load_config(DEFAULT.parent / "custom_example.yaml")
+    assert (cfg.sparsity, cfg.prune, cfg.finetune) == (custom.sparsity, custom.prune, custom.finetune)
+    assert (cfg.name, cfg.data, cfg.imgsz) == ("mine", "/d.yaml", 640)
+    assert cfg.sparsity != Config().sparsity  # the demo's high-lr sparsity settings do not reach a trained model

@@ -224,7 +224,7 @@ CASES = {
     "wrong type": (*PRUNE, "--weights", "yolo.pt", "--config", "wrong_type.yaml", 2, "prune.min_channels",
                    "must be an int", "'eight'"),
     # data
-    "missing dataset yaml": ("train.py", "data=/nope.yaml", 1, "'/nope.yaml' does not exist", "set data:"),
+    "missing dataset yaml": ("train.py", "data=/nope.yaml", 1, "'/nope.yaml' does not exist", "pass data="),
     "missing train images": ("train.py", "data=no_train_images.yaml", 1, "train images", "do not exist"),
     "missing val images": ("val.py", "--weights", "yolo.pt", "data=no_val_images.yaml", 1, "images not found"),
     # finetune accepts another class count (transfer, tests/test_transfer.py); sparsity training does not
@@ -247,8 +247,6 @@ CASES = {
     "resume without a run": ("finetune.py", "name=none", "--resume", 1, "no finetune run to resume", "(it has no "
                              "weights/last.pt): start one with `slim finetune`"),
     "resume sparsity without a run": ("train_sparsity.py", "name=none", "--resume", 1, "no sparsity run to resume"),
-    "resume with --weights": ("train_sparsity.py", "--resume", "--weights", "yolo.pt", 2,
-                              "--weights is not used with it"),
     # models
     "no BatchNorm (fused)": (*PRUNE, "--weights", "fused.pt", 1, "no BatchNorm layers", "nothing to prune"),
     "unknown layer not importable": (*PRUNE, "--weights", "unknown_layer.pt", 1, "slim_test_layers", "PYTHONPATH"),

@@ -129,17 +129,18 @@ def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
         run.send_signal(signal.SIGINT)
         _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and stderr.strip().splitlines()[-2:] == [
-        "sparsity: stopped with 1 of 3 epochs done; `slim sparsity --resume` continues from epoch 2",
+        "sparsity: stopped with 1 of 3 epochs done; the same command with --resume (`slim sparsity ... --resume`) "
+        "continues from epoch 2",
         "error: interrupted"]
     cut = work / "runs" / "cut" / "sparsity"
     assert torch.load(cut / "weights" / "last.pt", weights_only=False)["epoch"] == 0  # epoch 1 of 3 saved
 
     again = one_error_line(slim(work, "sparsity", "name=cut", check=False))
     assert "holds an interrupted sparsity run (1 of 3 epochs done)" in again
-    assert "pass `slim sparsity --resume` to continue from epoch 2" in again
+    assert "add --resume to continue it from epoch 2 (`slim sparsity ... --resume`), --exist-ok to" in again
     stale = one_error_line(slim(work, "prune", "name=cut", check=False))  # its last.pt is not the stage's output
     assert "the sparsity run in" in stale and "was interrupted after epoch 1 of 3" in stale
-    assert "`slim sparsity --resume`" in stale
+    assert "`slim sparsity ... --resume`" in stale
     other = one_error_line(slim(work, "sparsity", "name=cut", "--resume", "--sr", "0.5", check=False))
     assert "was made with sparsity.sr=0.03 (now 0.5)" in other and "resume it with its own settings" in other
     # `slim pipeline` would resume it (it checks the input too), not redo it; with other settings it redoes it

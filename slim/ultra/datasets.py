@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch import nn
-from ultralytics.data.utils import check_cls_dataset, check_det_dataset
+from ultralytics.data.utils import IMG_FORMATS, check_cls_dataset, check_det_dataset, img2label_paths
 from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 
 from slim.errors import SlimError
@@ -65,7 +65,60 @@ def read_dataset(data: str | None, task: str, splits: tuple = ("val",)) -> dict:
         if missing:
             raise SlimError(f"dataset '{data}': the {split} images at '{missing[0]}' do not exist; fix '{split}:' "
                             "in the dataset yaml")
+    if task != "classify":
+        check_task(info, task, data, splits)
     return info
+
+
+# what one label line holds for each task, and how many values that is (ultralytics' label formats)
+_LABEL_FORMATS = {
+    "detect": "class and box (5 values) or polygon",
+    "segment": "class and a polygon of 3 or more points (7 or more values)",
+    "obb": "class and 4 corner points (9 values)",
+    "pose": "class, box and keypoints",
+}
+
+
+def check_task(info: dict, task: str, data: str, splits: tuple = ("val",)) -> None:
+    """Fail in one line when the dataset's labels are not the model's task (an obb model on detect boxes), which
+    ultralytics only finds deep inside its data loader. The first labelled image of the splits decides."""
+    values = _first_label_width(info, splits)
+    if values is None:  # no labels yet: nothing to tell, ultralytics trains on background images
+        return
+    if task == "pose":
+        shape = info.get("kpt_shape")
+        if not shape:
+            raise SlimError(f"dataset '{data}' has no kpt_shape, but the model is a pose model: pass data= a pose "
+                            "dataset (its yaml sets kpt_shape)")
+        ok = values == 5 + shape[0] * shape[1]
+    else:
+        ok = {"detect": values == 5 or values >= 7 and values % 2, "segment": values >= 7 and values % 2,
+              "obb": values == 9}.get(task, True)
+    if not ok:
+        raise SlimError(f"dataset '{data}' does not fit the model's task ({task}): its labels have {values} values "
+                        f"per object, where the model needs {_LABEL_FORMATS[task]}; pass data= a dataset labelled "
+                        f"for {task}")
+
+
+def _first_label_width(info: dict, splits: tuple, images_to_look_at: int = 50) -> int | None:
+    """How many values a label line of the dataset holds, from the first labelled image found; None if none."""
+    for split in splits:
+        for root in _as_list(info.get(split)):
+            for label in img2label_paths([str(p) for p in _some_images(Path(root), images_to_look_at)]):
+                lines = Path(label).read_text().split("\n") if Path(label).is_file() else []
+                widths = [len(line.split()) for line in lines if line.strip()]
+                if widths:
+                    return widths[0]
+    return None
+
+
+def _some_images(root: Path, n: int) -> list:
+    """The first n image paths of a split given as a folder or as a .txt list of images."""
+    if root.is_file() and root.suffix == ".txt":
+        paths = [(root.parent / line.strip()) for line in root.read_text().splitlines() if line.strip()]
+        return paths[:n]
+    images = (p for p in root.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)  # lazy: a split may be large
+    return [p for _, p in zip(range(n), images)]
 
 
 def _as_list(paths) -> list:
