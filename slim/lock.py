@@ -1,7 +1,8 @@
-"""One writer per run folder: a file lock beside the folder, which the OS releases when its process ends, SIGKILL too.
+"""One writer per stage folder: a file lock in the folder, which the OS releases when its process ends, SIGKILL too.
 
-The lock file sits beside the folder (`runs/demo/.sparsity.lock`), not in it, so a run refused before any work
-leaves no stage folder behind. It holds the running one's pid and command, for the refusal to name it.
+A stage runs inside scope(); it checks the lock before its first check (check_free, which creates nothing, so a run
+refused early leaves no folder behind) and takes it when it claims the folder (acquire), until the scope ends.
+The file holds the running one's pid and command, for the refusal to name it.
 """
 
 from __future__ import annotations
@@ -17,36 +18,78 @@ from pathlib import Path
 
 from slim.errors import SlimError
 
-
-def lock_path(folder: Path) -> Path:
-    return Path(folder).parent / f".{Path(folder).name}.lock"
+LOCK = ".slim.lock"  # in the stage folder; it stays after the run (every run locks the same file), emptied
+_HELD: dict[Path, int] = {}  # lock file -> its open descriptor, for the locks this process holds
+_SCOPES: list[list[Path]] = []  # the lock files taken in each open scope(), innermost last
 
 
 @contextmanager
-def hold(folder: Path):
-    """Hold `folder`'s lock for the duration of the block; a SlimError naming the holder when another run has it.
+def scope():
+    """The locks acquire() takes inside this block are released when it ends, however it ends."""
+    taken: list[Path] = []
+    _SCOPES.append(taken)
+    try:
+        yield
+    finally:
+        _SCOPES.remove(taken)
+        for path in taken:
+            fd = _HELD.pop(path)
+            os.ftruncate(fd, 0)  # names no holder once released (a killed run's stays, but only the lock counts)
+            os.close(fd)  # closing the file releases the lock
 
-    flock on an open file: the lock lives as long as the file stays open in this process, so a crash or a kill
-    releases it, and a second open in the same process is refused just as another process is.
+
+def acquire(folder: Path) -> None:
+    """Hold `folder`'s lock until the enclosing scope() ends; a SlimError naming the holder when another run has it.
+
+    flock on an open file: the lock lives as long as the file is open in this process, so a crash or a kill
+    releases it. Taking a lock this process already holds is a no-op.
     """
-    path = lock_path(folder)
+    path = (Path(folder) / LOCK).resolve()
+    if path in _HELD:
+        return
+    if not _SCOPES:
+        raise RuntimeError("slim.lock.acquire() outside slim.lock.scope(): the lock would never be released")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if not _try_lock(fd):
+        holder = _holder(fd)
+        os.close(fd)
+        raise _refusal(folder, holder)
+    os.ftruncate(fd, 0)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": _command(), "started": started}).encode(), 0)
+    _HELD[path] = fd
+    _SCOPES[-1].append(path)
+
+
+def check_free(folder: Path) -> None:
+    """A SlimError naming the holder when another run holds `folder`'s lock; creates nothing."""
+    path = (Path(folder) / LOCK).resolve()
+    if path in _HELD:
+        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SlimError(f"{folder} is being written by another run ({_holder(fd)}): wait for it to end or stop "
-                            "it, or pass name=<new name> for a new run") from None
-        os.ftruncate(fd, 0)
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": _command(), "started": started}).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # names no holder once released (a killed run's stays, but only the lock counts)
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:  # no run ever took it
+        return
+    try:
+        if not _try_lock(fd):
+            raise _refusal(folder, _holder(fd))
+        fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)  # releases the lock; the file stays, so that every run locks the same inode
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _refusal(folder: Path, holder: str) -> SlimError:
+    return SlimError(f"{folder} is being written by another run ({holder}): wait for it to end or stop it, "
+                     "or pass name=<new name> for a new run")
 
 
 def _command() -> str:

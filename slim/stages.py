@@ -3,7 +3,7 @@
 Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
 finetune/weights/best.pt, and prune/pruned.pt -> transfer/weights/best.pt (finetuned onto transfer.data).
 Any stage can instead be pointed at a user's own file with `weights`.
-A training stage holds its folder's lock (slim.lock) while it runs, and `resume` continues its interrupted run.
+A stage holds its folder's lock (slim.lock) while it writes there; `resume` continues an interrupted training run.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from pathlib import Path
 
 from torch import nn
 
-from slim import provenance, ultra
+from slim import lock, provenance, ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.io import write_json
-from slim.lock import hold
 from slim.plan import build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.surgery import prune_model
@@ -112,14 +111,14 @@ def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
 
 
 def one_writer(stage: str):
-    """Decorator for a stage: it holds its folder's lock from before its first check until it returns or fails,
-    so a second run on the same folder, --exist-ok or not, stops with one line naming the running one.
-    Stopped by Ctrl-C after an epoch was saved, it says how to go on."""
+    """Decorator for a stage: the folder lock it takes when it claims its folder (slim.lock) is released when it
+    returns or fails; with refuse_earlier_run's check, a second run on the same folder, --exist-ok or not, stops
+    with one line naming the running one. Stopped by Ctrl-C after an epoch was saved, it says how to go on."""
 
     def decorate(run):
         @functools.wraps(run)
         def locked(cfg: Config, *args, **kwargs):
-            with hold(cfg.stage_dir(stage)):
+            with lock.scope():
                 try:
                     return run(cfg, *args, **kwargs)
                 except KeyboardInterrupt:
@@ -138,7 +137,9 @@ def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) ->
     """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced.
 
     The earlier run's provenance record goes first: a run killed half-way leaves none, so it is never reused.
+    The folder's lock comes before the last look at it, and stays until the stage ends (one_writer).
     """
+    lock.acquire(cfg.stage_dir(stage))
     folder = refuse_earlier_run(cfg, stage, source, exist_ok)
     folder.mkdir(parents=True, exist_ok=True)
     provenance.start(folder, provenance.wanted(cfg, stage, source))
@@ -150,6 +151,7 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     """The stage's folder; a usage error when the stage would read its input from it (slim never overwrites its
     input), or when it already holds a run and exist_ok is not set (the error names what differs)."""
     folder = cfg.stage_dir(stage)
+    lock.check_free(folder)  # a running one first: its folder holds a run too, and --exist-ok must not replace it
     point = None if exist_ok else interrupted(cfg, stage)
     if point:
         pending = provenance.read(folder, pending=True)
@@ -161,7 +163,7 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
         raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
                          "input: copy it elsewhere first, or pass name=<new name> for a new run")
-    if folder.exists() and any(folder.iterdir()) and not exist_ok:
+    if folder.exists() and any(p.name != lock.LOCK for p in folder.iterdir()) and not exist_ok:
         saved = provenance.read(folder)
         changed = provenance.changes(saved, provenance.wanted(cfg, stage, source)) if saved else []
         how = f", made with {', '.join(changed)}" if changed else ", made with these same settings" if saved else ""
@@ -179,12 +181,13 @@ def resume_run(cfg: Config, stage: str, sparsity: ultra.SparsityCallback | None 
     """
     folder = cfg.stage_dir(stage)
     last = folder / "weights" / "last.pt"
-    if provenance.read(folder) is not None:
-        raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with --exist-ok, "
-                        "or name=<new name>")
     if not last.is_file():
         raise SlimError(f"no {stage} run to resume in {folder} (it has no weights/last.pt): start one with "
                         f"`slim {stage}`")
+    lock.acquire(folder)
+    if provenance.read(folder) is not None:
+        raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with --exist-ok, "
+                        "or name=<new name>")
     ultra.check_resumable(last)
     pending = provenance.read(folder, pending=True)
     changed = provenance.changes(pending, provenance.wanted(cfg, stage, None), with_input=False) if pending else []
@@ -296,6 +299,7 @@ def transfer(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
     return _finish(cfg, "transfer")
 
 
+@one_writer("prune")
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
     """Stage 3: choose channels by one global |gamma| threshold and rebuild a physically smaller model.
 

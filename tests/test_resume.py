@@ -22,6 +22,7 @@ import torch
 
 from slim import lock, pipeline, provenance
 from slim.config import load_config
+from slim.errors import SlimError
 from slim.ultra.trainers import _append_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,22 +206,31 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     folder = tmp_path / "runs" / "demo" / "sparsity"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f'''
         import time
-        from slim.lock import hold
-        with hold({str(folder)!r}):
+        from slim import lock
+        with lock.scope():
+            lock.acquire({str(folder)!r})
             print("held", flush=True)
             time.sleep(600)
     ''')], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
-    with pytest.raises(Exception, match=f"is being written by another run \\(pid {holder.pid}, `-c`"):
-        with lock.hold(folder):
-            pass
+    refusal = f"is being written by another run \\(pid {holder.pid}, `-c`, started "
+    with pytest.raises(SlimError, match=refusal):
+        lock.check_free(folder)
+    with pytest.raises(SlimError, match=refusal), lock.scope():
+        lock.acquire(folder)
     holder.kill()
     holder.wait()
-    with lock.hold(folder):  # the OS released it with the process
-        with pytest.raises(Exception, match=f"pid {os.getpid()}"):  # a second writer in this process too
-            with lock.hold(folder):
-                pass
-    assert not folder.exists()  # the lock sits beside the folder: a refused run leaves no stage folder
+    lock.check_free(folder)  # the OS released it with the process
+    with lock.scope():
+        lock.acquire(folder)
+        lock.acquire(folder)  # this process holds it already: no-op
+        lock.check_free(folder)
+        assert json.loads((folder / lock.LOCK).read_text())["pid"] == os.getpid()
+    assert (folder / lock.LOCK).read_text() == ""  # released, naming no one
+    with lock.scope():
+        lock.acquire(folder)  # released when the scope ended
+    lock.check_free(tmp_path / "never")
+    assert not (tmp_path / "never").exists()  # checking creates nothing: a run refused early leaves no folder
 
 
 def test_csv_keeps_each_epoch_once(tmp_path):
