@@ -86,7 +86,8 @@ def finished_output(cfg: Config, stage: str) -> Path:
     point = interrupted(cfg, stage)  # sparsity's output is its last.pt, which an interrupted run has too
     if point:
         raise SlimError(f"the {stage} run in {cfg.stage_dir(stage)} was interrupted after epoch {point[0]} of "
-                        f"{point[1]}: finish it with `slim {stage} ... --resume` (the command that started it), or pass --weights")
+                        f"{point[1]}: finish it with `slim {stage} ... --resume` (the command that started it), "
+                        "or pass --weights")
     if not path.exists():
         raise SlimError(f"no {stage} output at {path}: run `slim {stage}` first, or pass --weights")
     saved = provenance.read(cfg.stage_dir(stage))
