@@ -83,6 +83,10 @@ def test_every_stage_takes_the_models_own_size_and_data(user):
     ok(slim(cwd, "finetune", "--weights", "runs/model/prune/pruned.pt", *QUICK))
     assert ultra.load_model(run / "finetune" / "weights" / "best.pt")[1]["train_args"]["imgsz"] == IMGSZ
 
+    ok(slim(cwd, "transfer", "--weights", "runs/model/prune/pruned.pt", "--data", str(user["data"]),
+            *[f"finetune.{k}" for k in QUICK]))
+    assert ultra.load_model(run / "transfer" / "weights" / "best.pt")[1]["train_args"]["imgsz"] == IMGSZ
+
     ok(slim(cwd, "val", "--weights", "runs/model/prune/pruned.pt", "plots=false"))
     val = json.loads((run / "val" / "pruned.json").read_text())
     assert val["gflops"] == plan["sizes"]["after"]["gflops"]
