@@ -97,6 +97,10 @@ def gammas(checkpoint: Path) -> torch.Tensor:
     return torch.cat([m.weight.detach().float() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
 
 
+def _losses(row: dict) -> dict:
+    return {k.strip(): v for k, v in row.items() if k.strip() != "time"}  # the time an epoch took varies
+
+
 def one_error_line(out: subprocess.CompletedProcess) -> str:
     lines = out.stderr.strip().splitlines()
     assert out.returncode != 0 and lines[-1].startswith("error: ") and "Traceback" not in out.stderr, out.stderr[-2000:]
@@ -177,9 +181,12 @@ def test_train_resumes_after_sigkill_mid_epoch(work):
     run.communicate(timeout=60)
     slim(work, "train", "name=tcut", "--resume")
     full, cut = work / "runs" / "tfull" / "train", work / "runs" / "tcut" / "train"
-    assert [r["epoch"].strip() for r in rows(cut / "results.csv")] == ["1", "2", "3"]
+    done, resumed = rows(full / "results.csv"), rows(cut / "results.csv")
+    assert [r["epoch"].strip() for r in resumed] == ["1", "2", "3"]
+    assert _losses(resumed[0]) == _losses(done[0])  # epoch 1 is the same run in both
+    # not 0, for the reasons the sparsity test gives; measured: at most 0.004 (mean |gamma| 1.00)
     difference = (gammas(full / "weights" / "last.pt") - gammas(cut / "weights" / "last.pt")).abs()
-    assert difference.max() < 0.05, difference.max()  # see the sparsity test for why it is not 0
+    assert difference.max() < 0.03, difference.max()
     assert provenance.read(cut)["config"] == provenance.read(full)["config"]
 
 
@@ -198,7 +205,7 @@ def test_finetune_resumes_after_sigint(work):
     assert [r["epoch"].strip() for r in rows(cut / "results.csv")] == ["1", "2", "3"]
     assert gammas(cut / "weights" / "best.pt").shape == gammas(pruned).shape  # still the pruned architecture
     difference = (gammas(full / "weights" / "last.pt") - gammas(cut / "weights" / "last.pt")).abs()
-    assert difference.max() < 0.05, difference.max()
+    assert difference.max() < 0.03, difference.max()  # measured: at most 0.003, as in the train test
     assert provenance.read(cut) == provenance.read(full)  # the same settings and the same input file
 
 
