@@ -44,8 +44,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(USAGE)
 
 
-def parser(prog: str, description: str, exist_ok: bool = True) -> Parser:
-    """The flags every command shares: --config, --exist-ok (stages that write a run folder), key=value."""
+def parser(prog: str, description: str, exist_ok: bool = True, resume: bool = False) -> Parser:
+    """The flags every command shares: --config, --exist-ok (stages that write a run folder), --resume (training
+    stages), key=value."""
     p = Parser(prog=prog, description=description)
     p.add_argument("--config",
                    help="experiment YAML shared by every stage: a path, or a packaged config's name "
@@ -53,6 +54,10 @@ def parser(prog: str, description: str, exist_ok: bool = True) -> Parser:
                         f"dataset and task), or without --weights the demo's ({DEFAULT_CONFIG})")
     if exist_ok:
         p.add_argument("--exist-ok", action="store_true", help="replace this stage's earlier outputs")
+    if resume:
+        p.add_argument("--resume", action="store_true",
+                       help="continue this stage's interrupted run from its weights/last.pt, with its own settings: "
+                            "the command that started it, plus --resume")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any config entry, e.g. prune.ratio=0.6")
     return p
 
@@ -94,20 +99,20 @@ def data(argv: list) -> None:
 @command("train")
 def train(argv: list) -> None:
     """Stage 1, normal training of the config's model (an architecture yaml, or a trained .pt to start from)."""
-    p = parser("slim train", train.__doc__)
+    p = parser("slim train", train.__doc__, resume=True)
     p.add_argument("--weights", help="start from this model (.yaml architecture or trained .pt) instead of model:")
     p.add_argument("--epochs", help="training epochs")
     args = p.parse_args(argv)
     from slim import stages
 
     cfg = load(args, "train", {"model": args.weights, "train.epochs": args.epochs}, args.weights)
-    print(f"train: {stages.train(cfg, exist_ok=args.exist_ok)}")
+    print(f"train: {stages.train(cfg, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
 @command("sparsity")
 def sparsity(argv: list) -> None:
     """Stage 2, sparsity training: an L1 penalty on the BatchNorm gammas, or the targeted shrink (--method)."""
-    p = parser("slim sparsity", sparsity.__doc__)
+    p = parser("slim sparsity", sparsity.__doc__, resume=True)
     p.add_argument("--weights", help="trained checkpoint to continue from (default: the train stage's best.pt)")
     p.add_argument("--method", help="l1 (every prunable gamma) or targeted (only those the prune budget removes)")
     p.add_argument("--sr", help="L1 strength on BN gammas (the network-slimming lambda; method l1)")
@@ -117,7 +122,7 @@ def sparsity(argv: list) -> None:
 
     cfg = load(args, "sparsity", {"sparsity.method": args.method, "sparsity.sr": args.sr,
                                   "sparsity.epochs": args.epochs}, args.weights)
-    print(f"sparsity: {stages.sparsity(cfg, args.weights, exist_ok=args.exist_ok)}")
+    print(f"sparsity: {stages.sparsity(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
 @command("prune")
@@ -144,10 +149,9 @@ def prune(argv: list) -> None:
 @command("finetune")
 def finetune(argv: list) -> None:
     """Stage 4, finetune the pruned model, keeping its architecture."""
-    p = parser("slim finetune", finetune.__doc__)
+    p = parser("slim finetune", finetune.__doc__, resume=True)
     p.add_argument("--weights", help="pruned checkpoint (default: the prune stage's pruned.pt)")
     p.add_argument("--epochs", help="finetuning epochs")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted finetune (its last.pt)")
     args = p.parse_args(argv)
     from slim import stages
 
@@ -158,7 +162,7 @@ def finetune(argv: list) -> None:
 @command("transfer")
 def transfer(argv: list) -> None:
     """Carry the pruned model to a dataset with other classes (only the head's class outputs are rebuilt)."""
-    p = parser("slim transfer", transfer.__doc__)
+    p = parser("slim transfer", transfer.__doc__, resume=True)
     p.add_argument("--weights", help="pruned checkpoint (default: the prune stage's pruned.pt)")
     p.add_argument("--data", help="dataset to transfer to (transfer.data; demo-other = the built-in one)")
     p.add_argument("--epochs", help="finetuning epochs")
@@ -166,7 +170,7 @@ def transfer(argv: list) -> None:
     from slim import stages
 
     cfg = load(args, "transfer", {"transfer.data": args.data, "finetune.epochs": args.epochs}, args.weights)
-    print(f"transfer: {stages.transfer(cfg, args.weights, exist_ok=args.exist_ok)}")
+    print(f"transfer: {stages.transfer(cfg, args.weights, resume=args.resume, exist_ok=args.exist_ok)}")
 
 
 @command("val")
@@ -233,7 +237,7 @@ def _label(path: Path, paths: list) -> str:
 
 @command("pipeline")
 def pipeline(argv: list) -> None:
-    """Every stage on one config (finished stages are reused), then REPORT.md."""
+    """Every stage on one config (finished stages are reused, interrupted ones resumed), then REPORT.md."""
     args = parser("slim pipeline", pipeline.__doc__).parse_args(argv)
     from slim import pipeline as run
 

@@ -2,7 +2,7 @@
 
 A stage whose output exists and whose provenance record matches what the config asks for now is reused; one that
 differs is redone, and with it every stage after it (their input changes), each saying why in one line.
---exist-ok redoes everything.
+A stage interrupted with the settings asked for now, on the same input, is resumed. --exist-ok redoes everything.
 """
 
 from __future__ import annotations
@@ -26,21 +26,36 @@ def run(cfg: Config, config_path: str, exist_ok: bool = False) -> Path:
     """Run train -> sparsity -> prune -> finetune (-> transfer), then val, export and the report. Returns REPORT.md."""
     stages.resolve_data(cfg)
     steps = {
-        "train": lambda: stages.train(cfg, exist_ok=True),
-        "sparsity": lambda: stages.sparsity(cfg, exist_ok=True),
-        "prune": lambda: _prune(cfg),
-        "finetune": lambda: stages.finetune(cfg, exist_ok=True),
+        "train": lambda resume: stages.train(cfg, resume=resume, exist_ok=True),
+        "sparsity": lambda resume: stages.sparsity(cfg, resume=resume, exist_ok=True),
+        "prune": lambda resume: _prune(cfg),
+        "finetune": lambda resume: stages.finetune(cfg, resume=resume, exist_ok=True),
     }
     if cfg.transfer.data:
-        steps["transfer"] = lambda: stages.transfer(cfg, exist_ok=True)
+        steps["transfer"] = lambda resume: stages.transfer(cfg, resume=resume, exist_ok=True)
     for stage, step in steps.items():
+        point = None if exist_ok else _resumable(cfg, stage)
+        if point:
+            LOG.info(f"\n===== {stage}: resuming the interrupted run, {point[0]} of {point[1]} epochs done =====")
+            step(True)
+            continue
         why = "--exist-ok" if exist_ok else _why_redo(cfg, stage)
         if why is None:
             LOG.info(f"{stage}: reusing {stages.output_of(cfg, stage)} (pass --exist-ok to redo it)")
             continue
         LOG.info(f"\n===== {stage}: {why} =====")
-        step()
+        step(False)
     return report(cfg, config_path)
+
+
+def _resumable(cfg: Config, stage: str) -> tuple[int, int] | None:
+    """(epochs done, in all) when the stage's folder holds an interrupted run started just as asked now, from the
+    input it would read now; None when there is none, or it differs (the stage is then redone)."""
+    point = stages.interrupted(cfg, stage)
+    pending = provenance.read(cfg.stage_dir(stage), pending=True) if point else None
+    if pending is None or provenance.changes(pending, provenance.wanted(cfg, stage, _source(cfg, stage))):
+        return None
+    return point
 
 
 def _why_redo(cfg: Config, stage: str) -> str | None:
@@ -51,9 +66,12 @@ def _why_redo(cfg: Config, stage: str) -> str | None:
     saved = provenance.read(cfg.stage_dir(stage))
     if saved is None:
         return f"no record of what made {out}: redoing it"
-    source = cfg.model if stage == "train" else stages.output_of(cfg, stages.PREVIOUS[stage])
-    changed = provenance.changes(saved, provenance.wanted(cfg, stage, source))
+    changed = provenance.changes(saved, provenance.wanted(cfg, stage, _source(cfg, stage)))
     return f"redoing it, made with {', '.join(changed)}" if changed else None
+
+
+def _source(cfg: Config, stage: str) -> str | Path:
+    return cfg.model if stage == "train" else stages.output_of(cfg, stages.PREVIOUS[stage])
 
 
 def _prune(cfg: Config) -> None:

@@ -72,10 +72,13 @@ def finish(folder: Path) -> None:
         os.replace(Path(folder) / PENDING, Path(folder) / RECORD)
 
 
-def read(folder: Path) -> dict | None:
-    """The folder's record; None when it has none (a run that never finished, or made before slim kept them)."""
+def read(folder: Path, pending: bool = False) -> dict | None:
+    """The folder's record; None when it has none (a run that never finished, or made before slim kept them).
+
+    pending: the record of the run that started last and has not finished (a running or an interrupted one).
+    """
     try:
-        return json.loads((Path(folder) / RECORD).read_text())
+        return json.loads((Path(folder) / (PENDING if pending else RECORD)).read_text())
     except (OSError, ValueError):
         return None
 

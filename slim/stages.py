@@ -3,19 +3,22 @@
 Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
 finetune/weights/best.pt, and prune/pruned.pt -> transfer/weights/best.pt (finetuned onto transfer.data).
 Any stage can instead be pointed at a user's own file with `weights`.
+A stage holds its folder's lock (slim.lock) while it writes there; `resume` continues an interrupted training run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
 
 from torch import nn
 
-from slim import provenance, ultra
+from slim import lock, provenance, ultra
 from slim.config import Config, dump_config, ultralytics_args
 from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
@@ -35,6 +38,7 @@ OUTPUTS = {
     "transfer": "weights/best.pt",
 }
 PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
+LOG = logging.getLogger("slim")
 
 
 def model_settings(weights: str | Path) -> dict:
@@ -80,6 +84,11 @@ def finished_output(cfg: Config, stage: str) -> Path:
     Only the settings are compared here, not the stage's input: `make pipeline` redoes whole chains.
     """
     path = output_of(cfg, stage)
+    point = interrupted(cfg, stage)  # sparsity's output is its last.pt, which an interrupted run has too
+    if point:
+        raise SlimError(f"the {stage} run in {cfg.stage_dir(stage)} was interrupted after epoch {point[0]} of "
+                        f"{point[1]}: finish it with `slim {stage} ... --resume` (the command that started it), "
+                        "or pass --weights")
     if not path.exists():
         raise SlimError(f"no {stage} output at {path}: run `slim {stage}` first, or pass --weights")
     saved = provenance.read(cfg.stage_dir(stage))
@@ -90,11 +99,49 @@ def finished_output(cfg: Config, stage: str) -> Path:
     return path
 
 
+def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
+    """(epochs done, epochs in all) when the stage's folder holds an interrupted run of it: no finished record,
+    and a last.pt that can resume; else None."""
+    folder = cfg.stage_dir(stage)
+    last = folder / "weights" / "last.pt"
+    if stage not in provenance.TRAINED or provenance.read(folder) is not None or not last.is_file():
+        return None
+    try:
+        return ultra.resume_point(last)
+    except SlimError:  # a last.pt cut short by a kill during its save: nothing to resume from
+        return None
+
+
+def one_writer(stage: str):
+    """Decorator for a stage: the folder lock it takes when it claims its folder (slim.lock) is released when it
+    returns or fails; with refuse_earlier_run's check, a second run on the same folder, --exist-ok or not, stops
+    with one line naming the running one. Stopped by Ctrl-C after an epoch was saved, it says how to go on."""
+
+    def decorate(run):
+        @functools.wraps(run)
+        def locked(cfg: Config, *args, **kwargs):
+            with lock.scope():
+                try:
+                    return run(cfg, *args, **kwargs)
+                except KeyboardInterrupt:
+                    point = interrupted(cfg, stage)
+                    if point:
+                        LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; the same command "
+                                 f"with --resume (`slim {stage} ... --resume`) continues from epoch {point[0] + 1}")
+                    raise
+
+        return locked
+
+    return decorate
+
+
 def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
     """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced.
 
     The earlier run's provenance record goes first: a run killed half-way leaves none, so it is never reused.
+    The folder's lock comes before the last look at it, and stays until the stage ends (one_writer).
     """
+    lock.acquire(cfg.stage_dir(stage))
     folder = refuse_earlier_run(cfg, stage, source, exist_ok)
     folder.mkdir(parents=True, exist_ok=True)
     provenance.start(folder, provenance.wanted(cfg, stage, source))
@@ -106,16 +153,53 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     """The stage's folder; a usage error when the stage would read its input from it (slim never overwrites its
     input), or when it already holds a run and exist_ok is not set (the error names what differs)."""
     folder = cfg.stage_dir(stage)
+    lock.check_free(folder)  # a running one first: its folder holds a run too, and --exist-ok must not replace it
+    point = None if exist_ok else interrupted(cfg, stage)
+    if point:
+        pending = provenance.read(folder, pending=True)
+        changed = provenance.changes(pending, provenance.wanted(cfg, stage, source)) if pending else []
+        how = f", made with {', '.join(changed)}" if changed else ""
+        raise UsageError(f"{folder} holds an interrupted {stage} run ({point[0]} of {point[1]} epochs done{how}): "
+                         f"add --resume to continue it from epoch {point[0] + 1} (`slim {stage} ... --resume`), "
+                         "--exist-ok to start over, or name=<new name> for a new run")
     if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
         raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
                          "input: copy it elsewhere first, or pass name=<new name> for a new run")
-    if folder.exists() and any(folder.iterdir()) and not exist_ok:
+    if folder.exists() and any(p.name != lock.LOCK for p in folder.iterdir()) and not exist_ok:
         saved = provenance.read(folder)
         changed = provenance.changes(saved, provenance.wanted(cfg, stage, source)) if saved else []
         how = f", made with {', '.join(changed)}" if changed else ", made with these same settings" if saved else ""
         raise UsageError(f"{folder} already holds a {stage} run{how}; pass --exist-ok to replace it, "
                          "or name=<new name> for a new run")
     return folder
+
+
+def resume_run(cfg: Config, stage: str, sparsity=None) -> Path:
+    """Continue the stage's interrupted run from its last.pt with ultralytics' resume (optimizer, EMA, epoch and
+    scheduler come back); the run's own provenance record, pending until now, becomes the folder's at the end.
+
+    The config must ask for what the interrupted run was started with: ultralytics resumes with the checkpoint's
+    own arguments, and slim's (the sparsity callback's sr and schedule) must agree with them and with the record.
+    """
+    folder = cfg.stage_dir(stage)
+    last = folder / "weights" / "last.pt"
+    if not last.is_file():
+        raise SlimError(f"no {stage} run to resume in {folder} (it has no weights/last.pt): start one with "
+                        f"`slim {stage}`")
+    lock.acquire(folder)
+    if provenance.read(folder) is not None:
+        raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with --exist-ok, "
+                        "or name=<new name>")
+    ultra.check_resumable(last)
+    pending = provenance.read(folder, pending=True)
+    changed = provenance.changes(pending, provenance.wanted(cfg, stage, None), with_input=False) if pending else []
+    if changed:
+        raise UsageError(f"the interrupted {stage} run in {folder} was made with {', '.join(changed)}: resume it "
+                         "with its own settings, or pass --exist-ok to start over")
+    ultra.check_device(cfg.device)
+    resolve_data(transfer_config(cfg) if stage == "transfer" else cfg)  # a removed demo set comes back, the same
+    ultra.train(last, {"resume": True, "device": cfg.device}, keep_architecture=stage != "train", sparsity=sparsity)
+    return _finish(cfg, stage)
 
 
 def _finish(cfg: Config, stage: str) -> Path:
@@ -148,8 +232,11 @@ def _ultra_args(cfg: Config, stage: str) -> dict:
     return {**ultralytics_args(cfg, stage), "data": resolve_data(cfg)}
 
 
-def train(cfg: Config, exist_ok: bool = False) -> Path:
+@one_writer("train")
+def train(cfg: Config, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
+    if resume:
+        return resume_run(cfg, "train")
     refuse_earlier_run(cfg, "train", cfg.model, exist_ok)
     args = _ultra_args(cfg, "train")
     ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
@@ -158,9 +245,15 @@ def train(cfg: Config, exist_ok: bool = False) -> Path:
     return _finish(cfg, "train")
 
 
-def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
+@one_writer("sparsity")
+def sparsity(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 2: continue training with the L1 subgradient on prunable BN gammas (method l1), or with the proximal
-    shrink of only the channels the prune budget removes (method targeted)."""
+    shrink of only the channels the prune budget removes (method targeted).
+
+    Resumed, the callback's schedule goes on from the resumed epoch (it reads the trainer's epoch).
+    """
+    if resume:
+        return resume_run(cfg, "sparsity", _sparsity_callback(cfg))
     source = input_for(cfg, "sparsity", weights)
     refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
@@ -171,17 +264,24 @@ def sparsity(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
     return _finish(cfg, "sparsity")
 
 
+def _sparsity_callback(cfg: Config):
+    """The method's callback: SparsityCallback (l1) or TargetedSparsityCallback (targeted)."""
+    s = cfg.sparsity
+    if s.method == "targeted":
+        return ultra.TargetedSparsityCallback(s.shrink, sparsity_budget(cfg))
+    return ultra.SparsityCallback(s.sr, s.schedule)
+
+
 def _sparsity_method(cfg: Config, source: Path) -> tuple:
     """The method's callback and the ultralytics arguments it changes. A budget the model cannot meet fails here,
     in one line before the stage's folder is made, not in the first epoch."""
-    s = cfg.sparsity
-    if s.method != "targeted":
-        return ultra.SparsityCallback(s.sr, s.schedule), {}
-    budget = sparsity_budget(cfg)
+    callback = _sparsity_callback(cfg)
+    if cfg.sparsity.method != "targeted":
+        return callback, {}
     model, _ = ultra.load_model(source)
-    select_removed(model, analyze(model), budget)
-    inherited = ultra.inherited_optimizer(source) if s.inherit_optimizer else {}  # train the way it was trained
-    return ultra.TargetedSparsityCallback(s.shrink, budget), inherited
+    select_removed(model, analyze(model), callback.budget)
+    inherited = ultra.inherited_optimizer(source) if cfg.sparsity.inherit_optimizer else {}  # as it was trained
+    return callback, inherited
 
 
 def sparsity_budget(cfg: Config) -> dict:
@@ -191,17 +291,14 @@ def sparsity_budget(cfg: Config) -> dict:
             "min_fraction": p.min_fraction, "round_to": p.round_to, "imgsz": cfg.imgsz}
 
 
+@one_writer("finetune")
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one).
 
     A dataset with another class count is accepted: only the head's class outputs are rebuilt for it (transfer).
     """
     if resume:
-        last = Path(weights) if weights else cfg.stage_dir("finetune") / "weights" / "last.pt"
-        ultra.check_resumable(last)
-        best = ultra.train(last, {"resume": True}, keep_architecture=True)
-        provenance.finish(last.parent.parent)  # the interrupted run's record, kept pending until now
-        return best
+        return resume_run(cfg, "finetune")
     source = input_for(cfg, "finetune", weights)
     refuse_earlier_run(cfg, "finetune", source, exist_ok)
     args = _ultra_args(cfg, "finetune")
@@ -218,8 +315,11 @@ def transfer_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, data=cfg.transfer.data)
 
 
-def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = False) -> Path:
+@one_writer("transfer")
+def transfer(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Finetune the pruned model onto transfer.data with the finetune settings; its class outputs are rebuilt."""
+    if resume:
+        return resume_run(cfg, "transfer")
     source = input_for(cfg, "transfer", weights)
     refuse_earlier_run(cfg, "transfer", source, exist_ok)
     args = {**_ultra_args(transfer_config(cfg), "finetune"), "name": "transfer"}
@@ -229,6 +329,7 @@ def transfer(cfg: Config, weights: str | Path | None = None, exist_ok: bool = Fa
     return _finish(cfg, "transfer")
 
 
+@one_writer("prune")
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
     """Stage 3: choose channels by one global |gamma| threshold (from a ratio, a threshold or a GFLOPs target) and
     rebuild a physically smaller model.

@@ -244,7 +244,9 @@ CASES = {
                    "sparsity.workers must be >= 0", "got -1"),
     "imgsz 0": ("val.py", "--weights", "yolo.pt", "imgsz=0", 2, "imgsz must be >= 32", "got 0"),
     "resume a finished run": ("finetune.py", "name=done", "--resume", 1, "nothing to resume", "finished"),
-    "resume without a run": ("finetune.py", "name=none", "--resume", 1, "last.pt' does not exist"),
+    "resume without a run": ("finetune.py", "name=none", "--resume", 1, "no finetune run to resume", "(it has no "
+                             "weights/last.pt): start one with `slim finetune`"),
+    "resume sparsity without a run": ("train_sparsity.py", "name=none", "--resume", 1, "no sparsity run to resume"),
     # models
     "no BatchNorm (fused)": (*PRUNE, "--weights", "fused.pt", 1, "no BatchNorm layers", "nothing to prune"),
     "unknown layer not importable": (*PRUNE, "--weights", "unknown_layer.pt", 1, "slim_test_layers", "PYTHONPATH"),

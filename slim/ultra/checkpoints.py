@@ -121,10 +121,20 @@ def save_checkpoint(model: nn.Module, path: Path, train_args: dict, slim_meta: d
     return write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
-def check_resumable(last: str | Path) -> None:
-    """Fail in one line unless `last` is the last.pt of an interrupted run (a finished one has no optimizer left)."""
+def resume_point(last: str | Path) -> tuple[int, int] | None:
+    """(epochs done, epochs in all) of the interrupted run that wrote `last`; None when that run finished (ultralytics
+    strips the optimizer from a finished run's checkpoints, and marks them epoch -1)."""
     _, ckpt = load_model(last)
     if ckpt.get("optimizer") is None or ckpt.get("epoch", -1) < 0:
-        epochs = ckpt.get("train_args", {}).get("epochs", "all")
+        return None
+    return ckpt["epoch"] + 1, ckpt.get("train_args", {}).get("epochs")
+
+
+def check_resumable(last: str | Path) -> tuple[int, int]:
+    """Fail in one line unless `last` is the last.pt of an interrupted run; (epochs done, epochs in all) if it is."""
+    point = resume_point(last)
+    if point is None:
+        epochs = load_model(last)[1].get("train_args", {}).get("epochs", "all")
         raise SlimError(f"nothing to resume: the run that wrote '{last}' finished ({epochs} epochs); start a new one "
                         "with --exist-ok, or name=<new name>")
+    return point

@@ -104,14 +104,20 @@ class SparsityCallback:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    """Add a row to a CSV file, rewriting it whole (atomically) so a killed run never leaves half a line."""
-    lines = path.read_text() if path.exists() else ""
+    """Add an epoch's row to a CSV file, rewriting it whole (atomically) so a killed run never leaves half a line.
+
+    Rows of this epoch and later ones go first: a resumed run redoes the epochs after its last.pt, and each epoch
+    appears once, as the run that finished it logged it.
+    """
+    kept = []
+    if path.exists():
+        with open(path, newline="") as f:
+            kept = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
-    if not lines:
-        writer.writeheader()
-    writer.writerow(row)
-    write_text(path, lines + buffer.getvalue())
+    writer = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows([*kept, row])
+    write_text(path, buffer.getvalue())
 
 
 def check_device(device: str) -> None:
