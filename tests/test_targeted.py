@@ -255,3 +255,27 @@ def test_an_unreachable_budget_fails_before_the_sparsity_run_folder_is_made(tmp_
     with pytest.raises(UsageError, match="cannot be met"):
         stages.sparsity(cfg, source)
     assert not cfg.stage_dir("sparsity").exists()
+
+
+@pytest.mark.slow
+def test_targeted_sparsity_resumes_and_still_ends_at_exact_zeros(tmp_path):
+    """Stopped by SIGINT in epoch 2 of 3 and resumed (the live model restarts from the saved EMA): the last epoch
+    still holds the selected channels at zero, in the EMA that is saved too."""
+    import signal
+
+    from tests.test_resume import rows, slim, start_paused
+
+    targeted = ["sparsity.method=targeted", "prune.target_gflops=0.4"]
+    slim(tmp_path, "train", "name=cut", "train.epochs=1")
+    run = start_paused(tmp_path, "sparsity", "name=cut", *targeted)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=120)
+    assert run.returncode == 130
+    slim(tmp_path, "sparsity", "name=cut", "--resume", *targeted)
+    folder = tmp_path / "runs" / "cut" / "sparsity"
+    logged = rows(folder / "sparsity.csv")
+    assert [r["epoch"] for r in logged] == ["1", "2", "3"]
+    assert float(logged[-1]["selected_zero"]) == 1.0 and float(logged[-1]["ema_selected_zero"]) == 1.0
+    sparse, _ = ultra.load_model(folder / "weights" / "last.pt")
+    _, _, selected = _selected(sparse)
+    assert all(torch.all(bn.weight[m] == 0) and torch.all(bn.bias[m] == 0) for bn, m in selected)
