@@ -14,27 +14,20 @@ from slim.errors import UsageError
 from slim.export import export_onnx
 from slim.io import write_json
 from slim.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
+from slim.stage_table import FINAL, STAGES
 from slim.stages import finished_output, resolve_data
-
-# what `--weights` defaults to in val and export: the end of the pipeline
-DEFAULT_STAGE = "finetune"
-# each stage's model by its short name, in val/ and export/ file names and in REPORT.md's rows
-TAGS = {"train": "baseline", "sparsity": "sparse", "prune": "pruned", "finetune": "finetuned"}
-# the transfer stage's model: validated on its own dataset, so it is not one of the report's compared models
-TRANSFER_TAG = "transferred"
-
 
 def default_weights(cfg: Config, weights: str | Path | None) -> Path:
     if weights:
         return ultra.check_weights_file(weights)  # before the dataset is generated or read
-    return finished_output(cfg, DEFAULT_STAGE)
+    return finished_output(cfg, FINAL)  # the end of the pipeline
 
 
 def tag_of(weights: Path) -> str:
     """A short name for a checkpoint's results: its stage's tag for pipeline outputs, else its run or file name."""
     if weights.parent.name == "weights":
         stage = weights.parent.parent.name
-        return {**TAGS, "transfer": TRANSFER_TAG}.get(stage, stage)
+        return STAGES[stage].tag if stage in STAGES else stage
     return weights.stem
 
 

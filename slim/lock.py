@@ -1,7 +1,7 @@
 """One writer per stage folder: a file lock in the folder, which the OS releases when its process ends, SIGKILL too.
 
-A stage runs inside scope(); it checks the lock before its first check (check_free, which creates nothing, so a run
-refused early leaves no folder behind) and takes it when it claims the folder (acquire), until the scope ends.
+A stage checks the lock before any work (check_free, which creates nothing, so a run refused early leaves no folder
+behind) and takes it when it claims its folder (acquire, inside scope()), until the scope ends.
 The file holds the running one's pid and command, for the refusal to name it.
 """
 

@@ -15,10 +15,9 @@ from slim.config import Config
 from slim.latency import compare_latency
 from slim.report import plot_channels_kept, plot_gamma_histograms, plot_gamma_per_layer, prune_table, write_report
 from slim.plan import PruningPlan
+from slim.stage_table import COMPARED, STAGES
 
 LOG = logging.getLogger("slim")
-# the models in the report, by the stage that made them
-MODELS = {tag: stage for stage, tag in deploy.TAGS.items()}
 LATENCY_RUNS = 50
 
 
@@ -71,7 +70,8 @@ def _why_redo(cfg: Config, stage: str) -> str | None:
 
 
 def _source(cfg: Config, stage: str) -> str | Path:
-    return cfg.model if stage == "train" else stages.output_of(cfg, stages.PREVIOUS[stage])
+    reads = STAGES[stage].reads
+    return stages.output_of(cfg, reads) if reads else cfg.model
 
 
 def _prune(cfg: Config) -> None:
@@ -81,7 +81,7 @@ def _prune(cfg: Config) -> None:
 
 def report(cfg: Config, config_path: str) -> Path:
     """Validate and export every stage's model, time them side by side, plot, and write REPORT.md."""
-    weights = {tag: stages.output_of(cfg, stage) for tag, stage in MODELS.items()}
+    weights = {STAGES[stage].tag: stages.output_of(cfg, stage) for stage in COMPARED}
     rows = {tag: deploy.val(cfg, path, tag, exist_ok=True) for tag, path in weights.items()}  # the report's own
     onnx = {}
     for tag, path in weights.items():
@@ -97,8 +97,8 @@ def report(cfg: Config, config_path: str) -> Path:
     for tag, timing in latency.items():
         rows[tag].update(latency_ms=timing["median_ms"], latency_ratio=timing["median_ms"] / latency["baseline"]["median_ms"])
     if cfg.transfer.data:  # validated on its own dataset; not in the latency comparison
-        rows[deploy.TRANSFER_TAG] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"),
-                                               deploy.TRANSFER_TAG, exist_ok=True)
+        tag = STAGES["transfer"].tag
+        rows[tag] = deploy.val(stages.transfer_config(cfg), stages.output_of(cfg, "transfer"), tag, exist_ok=True)
     images = _plots(cfg, weights)
     threads = latency["baseline"]["threads"]
     notes = [f"Latency: ONNX Runtime on CPU, batch 1, {cfg.imgsz} px, {threads} thread(s), median of "

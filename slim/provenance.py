@@ -14,12 +14,12 @@ from pathlib import Path
 from slim.config import Config, config_to_dict
 from slim.data import DEMOS, generator_of
 from slim.io import write_json
+from slim.stage_table import STAGES
 
 RECORD = "provenance.json"
 PENDING = ".provenance.pending.json"  # the record of a run still going
 # ultralytics arguments that change how a run goes, not what it produces: changing them redoes nothing
 NO_EFFECT = frozenset({"device", "workers", "plots", "verbose", "save_period", "cache", "patience", "val"})
-TRAINED = ("train", "sparsity", "finetune", "transfer")
 # sparsity keys the other method ignores; the targeted method selects with the prune stage's budget keys
 UNUSED_BY_METHOD = {"l1": ("shrink", "inherit_optimizer"), "targeted": ("sr", "schedule")}
 BUDGET_KEYS = ("ratio", "target_gflops", "min_channels", "min_fraction", "round_to")
@@ -29,14 +29,15 @@ def wanted(cfg: Config, stage: str, source: str | Path | None) -> dict:
     """The record a run of `stage` reading `source` would write now: {"config": {key: value}, "input": ...}."""
     raw = config_to_dict(cfg)
     keys = {}
-    if stage in TRAINED:
+    if STAGES[stage].trains:
         keys.update({k: raw[k] for k in ("data", "imgsz", "seed")})
         if cfg.data in DEMOS:  # the generated images are an input too: their generator and settings
             keys.update({f"demo.{k}": v for k, v in raw["demo"].items()}, **{"demo.generator": generator_of(cfg.data)})
     if stage == "train":
         keys["model"] = cfg.model
-    if stage == "transfer":  # trained with the finetune section's settings, on transfer.data
-        keys.update({f"finetune.{k}": v for k, v in raw["finetune"].items() if k not in NO_EFFECT})
+    section = STAGES[stage].section
+    if section != stage:  # transfer: trained with the finetune section's settings, on transfer.data
+        keys.update({f"{section}.{k}": v for k, v in raw[section].items() if k not in NO_EFFECT})
     unused = UNUSED_BY_METHOD[cfg.sparsity.method] if stage == "sparsity" else ()
     keys.update({f"{stage}.{k}": v for k, v in raw[stage].items() if k not in NO_EFFECT and k not in unused})
     if stage == "sparsity" and cfg.sparsity.method == "targeted":

@@ -9,11 +9,11 @@ A stage holds its folder's lock (slim.lock) while it writes there; `resume` cont
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from torch import nn
@@ -24,20 +24,15 @@ from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
 from slim.io import write_json
-from slim.plan import build_plan
+from slim.plan import PruningPlan, build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
+from slim.stage_table import STAGES, TRAINED
 from slim.surgery import prune_model
 from slim.targeted import select_removed
 
-# each stage's main output, relative to its folder; sparsity hands on its last epoch (the sparsest), not "best"
-OUTPUTS = {
-    "train": "weights/best.pt",
-    "sparsity": "weights/last.pt",
-    "prune": "pruned.pt",
-    "finetune": "weights/best.pt",
-    "transfer": "weights/best.pt",
-}
-PREVIOUS = {"sparsity": "train", "prune": "sparsity", "finetune": "prune", "transfer": "prune"}
+# derived from the one table of stages (slim/stage_table.py)
+OUTPUTS = {name: stage.writes for name, stage in STAGES.items()}
+PREVIOUS = {name: stage.reads for name, stage in STAGES.items() if stage.reads}
 LOG = logging.getLogger("slim")
 
 
@@ -104,7 +99,7 @@ def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
     and a last.pt that can resume; else None."""
     folder = cfg.stage_dir(stage)
     last = folder / "weights" / "last.pt"
-    if stage not in provenance.TRAINED or provenance.read(folder) is not None or not last.is_file():
+    if stage not in TRAINED or provenance.read(folder) is not None or not last.is_file():
         return None
     try:
         return ultra.resume_point(last)
@@ -112,52 +107,47 @@ def interrupted(cfg: Config, stage: str) -> tuple[int, int] | None:
         return None
 
 
-def one_writer(stage: str):
-    """Decorator for a stage: the folder lock it takes when it claims its folder (slim.lock) is released when it
-    returns or fails; with refuse_earlier_run's check, a second run on the same folder, --exist-ok or not, stops
-    with one line naming the running one. Stopped by Ctrl-C after an epoch was saved, it says how to go on."""
-
-    def decorate(run):
-        @functools.wraps(run)
-        def locked(cfg: Config, *args, **kwargs):
-            with lock.scope():
-                try:
-                    return run(cfg, *args, **kwargs)
-                except KeyboardInterrupt:
-                    point = interrupted(cfg, stage)
-                    if point:
-                        LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; the same command "
-                                 f"with --resume (`slim {stage} ... --resume`) continues from epoch {point[0] + 1}")
-                    raise
-
-        return locked
-
-    return decorate
-
-
-def claim(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
-    """The stage's folder, with the resolved config written into it. An earlier run is never silently replaced.
-
-    The earlier run's provenance record goes first: a run killed half-way leaves none, so it is never reused.
-    The folder's lock comes before the last look at it, and stays until the stage ends (one_writer).
+@contextmanager
+def stage_run(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool):
+    """One run of a stage in its folder: refused (once) when the folder is another run's or the input's, then
+    claimed (the lock, the pending record, the resolved config), finished on success (the record becomes the
+    folder's), released however it ends. Checks that need no folder belong before it: a refused or failed check
+    leaves nothing behind. Yields the folder.
     """
-    lock.acquire(cfg.stage_dir(stage))
-    folder = refuse_earlier_run(cfg, stage, source, exist_ok)
-    folder.mkdir(parents=True, exist_ok=True)
-    provenance.start(folder, provenance.wanted(cfg, stage, source))
-    dump_config(cfg, folder / "config.yaml")
-    return folder
+    with _locked(cfg, stage) as folder:
+        record = provenance.wanted(cfg, stage, source)  # the input is hashed once, here
+        _refuse_earlier_run(cfg, stage, source, record, exist_ok)
+        provenance.start(folder, record)
+        dump_config(cfg, folder / "config.yaml")
+        yield folder
+        provenance.finish(folder)
 
 
-def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist_ok: bool) -> Path:
-    """The stage's folder; a usage error when the stage would read its input from it (slim never overwrites its
-    input), or when it already holds a run and exist_ok is not set (the error names what differs)."""
+@contextmanager
+def _locked(cfg: Config, stage: str):
+    """The stage's folder, held by this run alone (slim.lock) until the block ends, a crash or a kill included;
+    stopped by Ctrl-C after an epoch was saved, it says how to go on."""
     folder = cfg.stage_dir(stage)
-    lock.check_free(folder)  # a running one first: its folder holds a run too, and --exist-ok must not replace it
+    with lock.scope():
+        lock.acquire(folder)
+        try:
+            yield folder
+        except KeyboardInterrupt:
+            point = interrupted(cfg, stage)
+            if point:
+                LOG.info(f"{stage}: stopped with {point[0]} of {point[1]} epochs done; the same command "
+                         f"with --resume (`slim {stage} ... --resume`) continues from epoch {point[0] + 1}")
+            raise
+
+
+def _refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, record: dict, exist_ok: bool) -> None:
+    """A usage error when the stage would read its input from its own folder (slim never overwrites its input), or
+    when the folder already holds a run (an interrupted one: offer --resume) and exist_ok is not set."""
+    folder = cfg.stage_dir(stage)
     point = None if exist_ok else interrupted(cfg, stage)
     if point:
         pending = provenance.read(folder, pending=True)
-        changed = provenance.changes(pending, provenance.wanted(cfg, stage, source)) if pending else []
+        changed = provenance.changes(pending, record) if pending else []
         how = f", made with {', '.join(changed)}" if changed else ""
         raise UsageError(f"{folder} holds an interrupted {stage} run ({point[0]} of {point[1]} epochs done{how}): "
                          f"add --resume to continue it from epoch {point[0] + 1} (`slim {stage} ... --resume`), "
@@ -165,13 +155,12 @@ def refuse_earlier_run(cfg: Config, stage: str, source: str | Path | None, exist
     if source is not None and Path(source).resolve().is_relative_to(folder.resolve()):
         raise UsageError(f"{source} is inside {folder}, which this {stage} run writes to; slim never overwrites its "
                          "input: copy it elsewhere first, or pass name=<new name> for a new run")
-    if folder.exists() and any(p.name != lock.LOCK for p in folder.iterdir()) and not exist_ok:
+    if any(p.name != lock.LOCK for p in folder.iterdir()) and not exist_ok:
         saved = provenance.read(folder)
-        changed = provenance.changes(saved, provenance.wanted(cfg, stage, source)) if saved else []
+        changed = provenance.changes(saved, record) if saved else []
         how = f", made with {', '.join(changed)}" if changed else ", made with these same settings" if saved else ""
         raise UsageError(f"{folder} already holds a {stage} run{how}; pass --exist-ok to replace it, "
                          "or name=<new name> for a new run")
-    return folder
 
 
 def resume_run(cfg: Config, stage: str, sparsity=None) -> Path:
@@ -186,25 +175,21 @@ def resume_run(cfg: Config, stage: str, sparsity=None) -> Path:
     if not last.is_file():
         raise SlimError(f"no {stage} run to resume in {folder} (it has no weights/last.pt): start one with "
                         f"`slim {stage}`")
-    lock.acquire(folder)
-    if provenance.read(folder) is not None:
-        raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with --exist-ok, "
-                        "or name=<new name>")
-    ultra.check_resumable(last)
-    pending = provenance.read(folder, pending=True)
-    changed = provenance.changes(pending, provenance.wanted(cfg, stage, None), with_input=False) if pending else []
-    if changed:
-        raise UsageError(f"the interrupted {stage} run in {folder} was made with {', '.join(changed)}: resume it "
-                         "with its own settings, or pass --exist-ok to start over")
-    ultra.check_device(cfg.device)
-    resolve_data(transfer_config(cfg) if stage == "transfer" else cfg)  # a removed demo set comes back, the same
-    ultra.train(last, {"resume": True, "device": cfg.device}, keep_architecture=stage != "train", sparsity=sparsity)
-    return _finish(cfg, stage)
-
-
-def _finish(cfg: Config, stage: str) -> Path:
-    """The stage's output, now complete: its provenance record becomes the folder's."""
-    provenance.finish(cfg.stage_dir(stage))
+    with _locked(cfg, stage):
+        if provenance.read(folder) is not None:
+            raise SlimError(f"nothing to resume: the {stage} run in {folder} finished; start a new one with "
+                            "--exist-ok, or name=<new name>")
+        ultra.check_resumable(last)
+        pending = provenance.read(folder, pending=True)
+        changed = provenance.changes(pending, provenance.wanted(cfg, stage, None), with_input=False) if pending else []
+        if changed:
+            raise UsageError(f"the interrupted {stage} run in {folder} was made with {', '.join(changed)}: resume it "
+                             "with its own settings, or pass --exist-ok to start over")
+        ultra.check_device(cfg.device)
+        resolve_data(transfer_config(cfg) if stage == "transfer" else cfg)  # a removed demo set comes back, the same
+        ultra.train(last, {"resume": True, "device": cfg.device}, keep_architecture=stage != "train",
+                    sparsity=sparsity)
+        provenance.finish(folder)
     return output_of(cfg, stage)
 
 
@@ -232,20 +217,18 @@ def _ultra_args(cfg: Config, stage: str) -> dict:
     return {**ultralytics_args(cfg, stage), "data": resolve_data(cfg)}
 
 
-@one_writer("train")
 def train(cfg: Config, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 1: ordinary ultralytics training from cfg.model (a yaml or a .pt)."""
     if resume:
         return resume_run(cfg, "train")
-    refuse_earlier_run(cfg, "train", cfg.model, exist_ok)
+    lock.check_free(cfg.stage_dir("train"))  # a running one is named before any work
     args = _ultra_args(cfg, "train")
     ultra.check_inputs(cfg.model, args["data"])  # a bad input fails before the stage's folder is made
-    claim(cfg, "train", cfg.model, exist_ok)
-    ultra.train(cfg.model, args, keep_architecture=False)
-    return _finish(cfg, "train")
+    with stage_run(cfg, "train", cfg.model, exist_ok):
+        ultra.train(cfg.model, args, keep_architecture=False, inputs_checked=True)
+    return output_of(cfg, "train")
 
 
-@one_writer("sparsity")
 def sparsity(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 2: continue training with the L1 subgradient on prunable BN gammas (method l1), or with the proximal
     shrink of only the channels the prune budget removes (method targeted).
@@ -254,14 +237,14 @@ def sparsity(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
     """
     if resume:
         return resume_run(cfg, "sparsity", _sparsity_callback(cfg))
+    lock.check_free(cfg.stage_dir("sparsity"))
     source = input_for(cfg, "sparsity", weights)
-    refuse_earlier_run(cfg, "sparsity", source, exist_ok)
     args = _ultra_args(cfg, "sparsity")
-    ultra.check_inputs(source, args["data"])
-    callback, changed = _sparsity_method(cfg, source)
-    claim(cfg, "sparsity", source, exist_ok)
-    ultra.train(source, {**args, **changed}, keep_architecture=True, sparsity=callback)
-    return _finish(cfg, "sparsity")
+    model, _ = ultra.check_inputs(source, args["data"])
+    callback, changed = _sparsity_method(cfg, model, source)
+    with stage_run(cfg, "sparsity", source, exist_ok):
+        ultra.train(source, {**args, **changed}, keep_architecture=True, sparsity=callback, inputs_checked=True)
+    return output_of(cfg, "sparsity")
 
 
 def _sparsity_callback(cfg: Config):
@@ -272,16 +255,15 @@ def _sparsity_callback(cfg: Config):
     return ultra.SparsityCallback(s.sr, s.schedule)
 
 
-def _sparsity_method(cfg: Config, source: Path) -> tuple:
+def _sparsity_method(cfg: Config, model: nn.Module, source: Path) -> tuple:
     """The method's callback and the ultralytics arguments it changes. A budget the model cannot meet fails here,
     in one line before the stage's folder is made, not in the first epoch."""
     callback = _sparsity_callback(cfg)
     if cfg.sparsity.method != "targeted":
         return callback, {}
-    model, _ = ultra.load_model(source)
     select_removed(model, analyze(model), callback.budget)
-    inherited = ultra.inherited_optimizer(source) if cfg.sparsity.inherit_optimizer else {}  # as it was trained
-    return callback, inherited
+    inherit = cfg.sparsity.inherit_optimizer
+    return callback, ultra.inherited_optimizer(source) if inherit else {}  # as the model was trained
 
 
 def sparsity_budget(cfg: Config) -> dict:
@@ -291,7 +273,6 @@ def sparsity_budget(cfg: Config) -> dict:
             "min_fraction": p.min_fraction, "round_to": p.round_to, "imgsz": cfg.imgsz}
 
 
-@one_writer("finetune")
 def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Stage 4: train the pruned model as it is (stock ultralytics would rebuild the unpruned one).
 
@@ -299,13 +280,7 @@ def finetune(cfg: Config, weights: str | Path | None = None, resume: bool = Fals
     """
     if resume:
         return resume_run(cfg, "finetune")
-    source = input_for(cfg, "finetune", weights)
-    refuse_earlier_run(cfg, "finetune", source, exist_ok)
-    args = _ultra_args(cfg, "finetune")
-    ultra.check_inputs(source, args["data"], new_classes=True)
-    claim(cfg, "finetune", source, exist_ok)
-    ultra.train(source, args, keep_architecture=True, new_classes=True)
-    return _finish(cfg, "finetune")
+    return _train_pruned(cfg, "finetune", input_for(cfg, "finetune", weights), exist_ok)
 
 
 def transfer_config(cfg: Config) -> Config:
@@ -315,40 +290,77 @@ def transfer_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, data=cfg.transfer.data)
 
 
-@one_writer("transfer")
 def transfer(cfg: Config, weights: str | Path | None = None, resume: bool = False, exist_ok: bool = False) -> Path:
     """Finetune the pruned model onto transfer.data with the finetune settings; its class outputs are rebuilt."""
     if resume:
         return resume_run(cfg, "transfer")
-    source = input_for(cfg, "transfer", weights)
-    refuse_earlier_run(cfg, "transfer", source, exist_ok)
-    args = {**_ultra_args(transfer_config(cfg), "finetune"), "name": "transfer"}
+    return _train_pruned(cfg, "transfer", input_for(cfg, "transfer", weights), exist_ok)
+
+
+def _train_pruned(cfg: Config, stage: str, source: Path, exist_ok: bool) -> Path:
+    """Finetune or transfer: train a pruned model as it is, on a dataset whose class count may differ."""
+    lock.check_free(cfg.stage_dir(stage))
+    on = transfer_config(cfg) if stage == "transfer" else cfg
+    args = {**_ultra_args(on, STAGES[stage].section), "name": stage}
     ultra.check_inputs(source, args["data"], new_classes=True)
-    claim(cfg, "transfer", source, exist_ok)
-    ultra.train(source, args, keep_architecture=True, new_classes=True)
-    return _finish(cfg, "transfer")
+    with stage_run(cfg, stage, source, exist_ok):
+        ultra.train(source, args, keep_architecture=True, new_classes=True, inputs_checked=True)
+    return output_of(cfg, stage)
 
 
-@one_writer("prune")
 def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
     """Stage 3: choose channels by one global |gamma| threshold (from a ratio, a threshold or a GFLOPs target) and
-    rebuild a physically smaller model.
+    rebuild a physically smaller model. With `out`, the pruned checkpoint goes there and no stage folder is made.
 
     Every check runs before anything is written; the checkpoint is written atomically.
 
     Returns:
         (path of the pruned checkpoint, PruningPlan, {"before": sizes, "after": sizes}).
     """
+    if out is None:
+        lock.check_free(cfg.stage_dir("prune"))
     source = input_for(cfg, "prune", weights)
-    target = Path(out) if out else output_of(cfg, "prune")
+    target = _checked_out(Path(out), source, exist_ok) if out is not None else None
+    pruned = prune_checkpoint(cfg, source)
+    if target is None:
+        with stage_run(cfg, "prune", source, exist_ok) as folder:
+            target = pruned.save(folder / STAGES["prune"].writes)
+    else:
+        pruned.save(target)
+    return target, pruned.plan, pruned.sizes
+
+
+def _checked_out(target: Path, source: Path, exist_ok: bool) -> Path:
+    """prune --out: a file that is neither the input nor a folder, and replaced only with exist_ok."""
     if target.resolve() == source.resolve():
         raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input: pass another --out")
-    if target.is_dir() or out is not None and str(out).endswith(("/", os.sep)):
-        raise UsageError(f"--out {out} is a folder; pass a file path for the pruned checkpoint, e.g. {target / 'pruned.pt'}")
-    if out is None:
-        refuse_earlier_run(cfg, "prune", source, exist_ok)
-    elif target.exists() and not exist_ok:
+    if target.is_dir() or str(target).endswith(("/", os.sep)):
+        raise UsageError(f"--out {target} is a folder; pass a file path for the pruned checkpoint, e.g. "
+                         f"{target / 'pruned.pt'}")
+    if target.exists() and not exist_ok:
         raise UsageError(f"{target} already exists; pass --exist-ok to replace it")
+    return target
+
+
+@dataclasses.dataclass
+class PrunedCheckpoint:
+    """A pruned model in memory, with what its checkpoint records: the source's train_args and slim's plan."""
+
+    model: nn.Module
+    train_args: dict
+    meta: dict  # {"plan", "source", "fold_beta", "sizes"}, saved under the checkpoint's "slim" key and as plan.json
+    plan: PruningPlan
+    sizes: dict  # {"before": sizes, "after": sizes} at the config's image size
+
+    def save(self, target: Path) -> Path:
+        """The checkpoint at `target` (atomically), its plan beside it as <target>.plan.json."""
+        ultra.save_checkpoint(self.model, target, self.train_args, self.meta)
+        write_json(target.with_suffix(".plan.json"), self.meta)
+        return target
+
+
+def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
+    """Prune the checkpoint `source` with cfg.prune, sized at cfg.imgsz; nothing is written."""
     model, ckpt = ultra.load_model(source)
     graph = analyze(model)
     _warn_if_not_sparse(_ranked_bns(model, graph, source))
@@ -362,13 +374,7 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     pruned = prune_model(model, plan, fold_beta=p.fold_beta)
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
-    if out is None:
-        claim(cfg, "prune", source, exist_ok)
-    ultra.save_checkpoint(pruned, target, ckpt.get("train_args", {}), meta)
-    write_json(target.with_suffix(".plan.json"), meta)
-    if out is None:
-        _finish(cfg, "prune")
-    return target, plan, sizes
+    return PrunedCheckpoint(pruned, ckpt.get("train_args", {}), meta, plan, sizes)
 
 
 def _ranked_bns(model: nn.Module, graph, source: Path) -> list:

@@ -17,8 +17,11 @@ from slim.ultra.checkpoints import load_model
 
 def check_inputs(
     source: str | Path, data: str | None, splits: tuple = ("train", "val"), new_classes: bool = False
-) -> None:
+) -> tuple | None:
     """Fail before a stage writes anything: the model loads, the dataset reads, and their classes agree.
+
+    Returns:
+        The checkpoint as load_model gives it, (model, checkpoint dict), for the caller to use; None for a yaml.
 
     Args:
         source: a model yaml (fresh training: the dataset sets the classes) or a .pt checkpoint.
@@ -28,13 +31,14 @@ def check_inputs(
     """
     if str(source).endswith((".yaml", ".yml")):
         read_dataset(data, guess_model_task(_model_yaml(source)), splits)
-        return
+        return None
     model, ckpt = load_model(source)
     data = data or ckpt.get("train_args", {}).get("data")
     if new_classes:
         read_dataset(data, model.task, splits)
     else:
         check_classes(model, data, splits)
+    return model, ckpt
 
 
 def _model_yaml(source: str | Path) -> dict:

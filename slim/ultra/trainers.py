@@ -154,7 +154,8 @@ def adapt_classes_(model: nn.Module, names: dict) -> str | None:
             f"outputs ({', '.join(rebuilt)}; {change:+d} parameters), every other layer kept as it is")
 
 
-def train(source: str | Path, args: dict, keep_architecture: bool, sparsity=None, new_classes: bool = False) -> Path:
+def train(source: str | Path, args: dict, keep_architecture: bool, sparsity=None, new_classes: bool = False,
+          inputs_checked: bool = False) -> Path:
     """Run ultralytics training and return the path of the best checkpoint.
 
     Args:
@@ -163,8 +164,10 @@ def train(source: str | Path, args: dict, keep_architecture: bool, sparsity=None
         keep_architecture: train the loaded module as it is (pruned models, sparsity stage).
         sparsity: a SparsityCallback or TargetedSparsityCallback to attach, or None.
         new_classes: a checkpoint may go to a dataset with another class count: its class outputs are rebuilt.
+        inputs_checked: the caller ran check_inputs on these already (the stages do, before they claim a folder).
     """
-    check_inputs(source, args.get("data"), new_classes=new_classes)  # resume (no data given): the run's own dataset
+    if not inputs_checked:  # resume (no data given): the run's own dataset
+        check_inputs(source, args.get("data"), new_classes=new_classes)
     model = YOLO(str(source))
     if new_classes and model.ckpt:
         message = adapt_classes_(model.model, read_dataset(args["data"], model.task, ())["names"])
