@@ -123,10 +123,13 @@ def ultralytics_args(cfg: Config, stage: str) -> dict:
 
     The project is absolute because ultralytics puts a relative one under its own runs_dir; with
     name=<stage> and exist_ok the outputs land in cfg.stage_dir(stage), overwritten on a rerun.
+    The seed goes to the training stages only: validation draws nothing at random.
     """
     if stage not in PASSTHROUGH:
         raise ValueError(f"stage must be one of {', '.join(PASSTHROUGH)}, got {stage!r}")
-    top = {"data": cfg.data, "imgsz": cfg.imgsz, "device": cfg.device, "seed": cfg.seed}
+    top = {"data": cfg.data, "imgsz": cfg.imgsz, "device": cfg.device}
+    if stage != "val":
+        top["seed"] = cfg.seed
     project = (Path(cfg.project) / cfg.name).resolve()
     return {**top, **getattr(cfg, stage).args, "project": str(project), "name": stage, "exist_ok": True}
 

@@ -336,6 +336,13 @@ def test_ultralytics_args_for_a_stage():
     assert Path(args["project"]) / args["name"] == cfg.stage_dir("sparsity").resolve()
 
 
+def test_ultralytics_args_seed_only_the_training_stages():
+    cfg = load_config(None, ["seed=3"])
+    for stage in ("train", "sparsity", "finetune"):
+        assert ultralytics_args(cfg, stage)["seed"] == 3
+    assert "seed" not in ultralytics_args(cfg, "val")  # validation draws nothing at random
+
+
 def test_ultralytics_args_are_accepted_by_ultralytics():
     from ultralytics.cfg import get_cfg
 
