@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import (
+from slim.ultra.modules import (
     C2PSA,
     OBB,
     SPP,
     SPPF,
+    Attention,
+    Bottleneck,
     C2f,
     C3,
+    C3k,
     C3k2,
-    Bottleneck,
     Classify,
     Concat,
     Conv,
@@ -31,9 +33,9 @@ from ultralytics.nn.modules import (
     DWConv,
     Pose,
     Proto,
+    PSABlock,
     Segment,
 )
-from ultralytics.nn.modules.block import C3k, Attention, PSABlock
 
 RESIDUAL = "residual add"
 PASS_THROUGH = (nn.Upsample, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity, nn.SiLU, nn.ReLU)
