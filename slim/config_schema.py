@@ -16,7 +16,7 @@ METHODS = ("l1", "targeted")
 CUTS = ("ratio", "threshold", "target_gflops")  # the ways to set the prune's cut: exactly one is set
 
 
-def failed(checks: list) -> list:
+def _failed(checks: list) -> list:
     """The messages of the failed (key, value, ok, what) range checks: "<key> must be <what>, got <value>".
 
     The checks are written so that NaN fails every one.
@@ -33,7 +33,7 @@ class DemoConfig:
 
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages; empty when all are fine."""
-        return failed([
+        return _failed([
             ("demo.n_train", self.n_train, self.n_train >= 1, ">= 1"),
             ("demo.n_val", self.n_val, self.n_val >= 1, ">= 1"),
             ("demo.imgsz", self.imgsz, self.imgsz >= 32, ">= 32"),
@@ -63,7 +63,7 @@ class SparsityConfig:
 
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages; empty when all are fine."""
-        return failed([
+        return _failed([
             ("sparsity.sr", self.sr, 0 <= self.sr < math.inf, ">= 0 and finite"),
             ("sparsity.schedule", self.schedule, self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
             ("sparsity.method", self.method, self.method in METHODS, f"one of {', '.join(METHODS)}"),
@@ -83,7 +83,7 @@ class PruneConfig:
 
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages; empty when all are fine."""
-        return failed([
+        return _failed([
             ("prune.ratio", self.ratio, self.ratio is None or 0 < self.ratio < 1, "in (0, 1), exclusive"),
             ("prune.threshold", self.threshold, self.threshold is None or 0 < self.threshold < math.inf,
              "> 0 and finite"),
@@ -129,7 +129,7 @@ class ExportConfig:
 
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages; empty when all are fine."""
-        return failed([
+        return _failed([
             ("export.opset", self.opset, self.opset is None or self.opset >= 1, "a positive int or null"),
             ("export.atol", self.atol, 0 < self.atol < math.inf, "> 0 and finite"),
             ("export.calib_images", self.calib_images, self.calib_images >= 1, ">= 1"),
@@ -178,7 +178,7 @@ class Config:
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages in the order checked (the top level,
         each section's ranges, then the rules across keys); empty when all are fine."""
-        top = failed([
+        top = _failed([
             ("name", self.name, self.name != "", "a non-empty folder name"),
             ("project", self.project, self.project != "", "a non-empty folder"),
             ("imgsz", self.imgsz, self.imgsz >= 32, ">= 32"),

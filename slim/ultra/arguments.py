@@ -19,6 +19,7 @@ def _cfg() -> types.ModuleType:
     return ultralytics.cfg
 
 
+@functools.cache
 def names() -> frozenset:
     """Every ultralytics training/validation argument: the keys of DEFAULT_CFG_DICT."""
     return frozenset(_cfg().DEFAULT_CFG_DICT)
