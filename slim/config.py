@@ -1,12 +1,12 @@
 """One YAML file describes one experiment: load it, apply key=value overrides, validate, dump the resolved copy.
 
-Each section is a dataclass; train/sparsity/finetune/val also carry ultralytics' own arguments (`args`),
-validated against ultralytics' DEFAULT_CFG_DICT and handed over by ultralytics_args().
+Each section is a dataclass (slim/config_schema.py, with its range checks); train/sparsity/finetune/val also carry
+ultralytics' own arguments (`args`), validated against ultralytics' tables (slim.ultra.arguments, which imports
+ultralytics at the first load, not here) and handed over by ultralytics_args().
 """
 
 import dataclasses
 import difflib
-import math
 import types
 import typing
 from pathlib import Path
@@ -15,29 +15,16 @@ from typing import Any
 import yaml
 
 from slim.config_schema import (  # noqa: F401  (Config is re-exported: callers import it from here)
-    METHODS,
+    CUTS,
     PASSTHROUGH,
-    SCHEDULES,
     SECTIONS,
     SLIM_SET,
     TOP_KEYS,
-    ULTRA_KEYS,
-    ULTRA_MIXED,
     Config,
 )
 from slim.errors import UsageError
 from slim.io import write_text
-from slim.ultra.arguments import (
-    CFG_BOOL_KEYS,
-    CFG_FLOAT_KEYS,
-    CFG_FRACTION_KEYS,
-    CFG_INT_KEYS,
-    CFG_STR_KEYS,
-    DEFAULT_CFG_DICT,
-    check_cfg,
-)
-
-CUTS = ("ratio", "threshold", "target_gflops")  # the ways to set the prune's cut: exactly one is set
+from slim.ultra import arguments
 
 # the configs shipped with the package: in a checkout, links to the files in configs/ (pip installs the files)
 PACKAGED = Path(__file__).parent / "configs"
@@ -123,10 +110,13 @@ def ultralytics_args(cfg: Config, stage: str) -> dict:
 
     The project is absolute because ultralytics puts a relative one under its own runs_dir; with
     name=<stage> and exist_ok the outputs land in cfg.stage_dir(stage), overwritten on a rerun.
+    The seed goes to the training stages only: validation draws nothing at random.
     """
     if stage not in PASSTHROUGH:
         raise ValueError(f"stage must be one of {', '.join(PASSTHROUGH)}, got {stage!r}")
-    top = {"data": cfg.data, "imgsz": cfg.imgsz, "device": cfg.device, "seed": cfg.seed}
+    top = {"data": cfg.data, "imgsz": cfg.imgsz, "device": cfg.device}
+    if stage != "val":
+        top["seed"] = cfg.seed
     project = (Path(cfg.project) / cfg.name).resolve()
     return {**top, **getattr(cfg, stage).args, "project": str(project), "name": stage, "exist_ok": True}
 
@@ -185,7 +175,12 @@ def _parse_value(item: str, raw: str, tp: Any) -> Any:
 
 def _section_keys(section: str) -> set[str]:
     keys = {f.name for f in dataclasses.fields(SECTIONS[section]) if f.name != "args"}
-    return keys | ULTRA_KEYS if section in PASSTHROUGH else keys
+    return keys | _ultra_keys() if section in PASSTHROUGH else keys
+
+
+def _ultra_keys() -> frozenset:
+    """The ultralytics arguments a pass-through section takes: all but the ones slim sets for every stage."""
+    return arguments.names() - SLIM_SET
 
 
 def _key_type(section: str | None, key: str) -> Any:
@@ -195,27 +190,7 @@ def _key_type(section: str | None, key: str) -> Any:
     hints = typing.get_type_hints(SECTIONS[section])
     if key in hints and key != "args":
         return hints[key]
-    return _ultra_type(key) if section in PASSTHROUGH and key in ULTRA_KEYS else Any
-
-
-def _ultra_type(key: str) -> Any:
-    """An ultralytics argument's type, from its key family, else from its default value."""
-    default = DEFAULT_CFG_DICT[key]
-    if key in ULTRA_MIXED:
-        return Any
-    if key in CFG_FLOAT_KEYS | CFG_FRACTION_KEYS:
-        tp = float
-    elif key in CFG_INT_KEYS:
-        tp = int
-    elif key in CFG_BOOL_KEYS:
-        tp = bool
-    elif key in CFG_STR_KEYS:
-        tp = str
-    elif default is not None:
-        tp = type(default)
-    else:
-        return Any
-    return tp | None if default is None else tp
+    return arguments.type_of(key) if section in PASSTHROUGH and key in _ultra_keys() else Any
 
 
 def _checked_keys(layer: dict, source: str, stage: str | None) -> dict:
@@ -298,9 +273,9 @@ def _checked_ultra_arg(section: str, key: str, value: Any) -> Any:
     """Our own type check (bool is not int), then ultralytics' check_cfg for ranges and mixed-type keys."""
     if key == "batch":
         return _checked_batch(section, value)
-    value = _coerce(f"{section}.{key}", value, _ultra_type(key), int_to_float=False)
+    value = _coerce(f"{section}.{key}", value, arguments.type_of(key), int_to_float=False)
     try:
-        check_cfg({key: value})
+        arguments.check(key, value)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{section}.{key}: {e}") from None
     if key == "workers" and value < 0:  # ultralytics passes it on to a DataLoader, or clamps it, depending on the path
@@ -351,40 +326,7 @@ def _coerce(key: str, value: Any, tp: Any, int_to_float: bool = True) -> Any:
 
 
 def _check_ranges(cfg: Config) -> None:
-    """Values of the right type that still cannot be right. Written so that NaN fails every check."""
-    p, s, d, e = cfg.prune, cfg.sparsity, cfg.demo, cfg.export
-    checks = [
-        ("name", cfg.name, cfg.name != "", "a non-empty folder name"),
-        ("project", cfg.project, cfg.project != "", "a non-empty folder"),
-        ("imgsz", cfg.imgsz, cfg.imgsz >= 32, ">= 32"),
-        ("seed", cfg.seed, cfg.seed >= 0, ">= 0"),
-        ("demo.n_train", d.n_train, d.n_train >= 1, ">= 1"),
-        ("demo.n_val", d.n_val, d.n_val >= 1, ">= 1"),
-        ("demo.imgsz", d.imgsz, d.imgsz >= 32, ">= 32"),
-        ("demo.seed", d.seed, d.seed >= 0, ">= 0"),
-        ("sparsity.sr", s.sr, 0 <= s.sr < math.inf, ">= 0 and finite"),
-        ("sparsity.schedule", s.schedule, s.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
-        ("sparsity.method", s.method, s.method in METHODS, f"one of {', '.join(METHODS)}"),
-        ("sparsity.shrink", s.shrink, 0 < s.shrink < math.inf, "> 0 and finite"),
-        ("prune.ratio", p.ratio, p.ratio is None or 0 < p.ratio < 1, "in (0, 1), exclusive"),
-        ("prune.threshold", p.threshold, p.threshold is None or 0 < p.threshold < math.inf, "> 0 and finite"),
-        ("prune.target_gflops", p.target_gflops, p.target_gflops is None or 0 < p.target_gflops < 1,
-         "a fraction of the model's GFLOPs in (0, 1), exclusive"),
-        ("prune.min_channels", p.min_channels, p.min_channels >= 1, ">= 1"),
-        ("prune.min_fraction", p.min_fraction, 0 <= p.min_fraction < 1, "in [0, 1)"),
-        ("prune.round_to", p.round_to, p.round_to >= 1, ">= 1"),
-        ("export.opset", e.opset, e.opset is None or e.opset >= 1, "a positive int or null"),
-        ("export.atol", e.atol, 0 < e.atol < math.inf, "> 0 and finite"),
-        ("export.calib_images", e.calib_images, e.calib_images >= 1, ">= 1"),
-    ]
-    for key, value, ok, what in checks:
-        if not ok:
-            raise UsageError(f"{key} must be {what}, got {value!r}")
-    given = [f"prune.{k}" for k in CUTS if getattr(p, k) is not None]
-    if len(given) != 1:
-        state = f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} set" if given else "all null"
-        raise UsageError(f"prune.ratio, prune.threshold and prune.target_gflops: {state}; set exactly one, the "
-                         "others to null")
-    if s.method == "targeted" and p.threshold is not None:
-        raise UsageError("sparsity.method targeted needs a budget to select the channels it removes: set "
-                         "prune.target_gflops or prune.ratio, not prune.threshold")
+    """Values of the right type that still cannot be right (each section's checks): the first one fails."""
+    problems = cfg.problems()
+    if problems:
+        raise UsageError(problems[0])

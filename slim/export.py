@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slim import ultra
 from slim.errors import SlimError, UsageError
 from slim.io import copy_atomic
 
@@ -73,7 +73,7 @@ def export_onnx(
     half = _half_available(half)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".slim-export-", dir=out.parent) as tmp:
-        onnx_file = _export_copy(weights, Path(tmp), imgsz, opset, dynamic, half)
+        onnx_file = ultra.export_copy(weights, Path(tmp), imgsz, opset, dynamic, half)
         if simplify:
             _simplify_(onnx_file)
         diff = check_onnx_parity(weights, onnx_file, imgsz, atol)
@@ -89,28 +89,6 @@ def _half_available(half: bool) -> bool:
         warnings.warn("half=True needs CUDA, none found: exporting FP32 instead", stacklevel=3)
         return False
     return half
-
-
-def _export_copy(weights: Path, folder: Path, imgsz: int, opset: int | None, dynamic: bool, half: bool) -> Path:
-    """Copy the checkpoint into `folder` and export the copy there; returns the .onnx the exporter wrote."""
-    from ultralytics import YOLO
-
-    copy = folder / f"{weights.stem}.pt"  # YOLO() picks its loader by suffix
-    shutil.copyfile(weights, copy)
-    # simplify=False: ultralytics simplifies with onnxslim, which slim does not install (it warns and skips);
-    # slim simplifies with onnxsim afterwards instead. quantize=16 is 8.4's spelling of the old half=True.
-    written = YOLO(str(copy)).export(
-        format="onnx",
-        imgsz=imgsz,
-        opset=opset,
-        dynamic=dynamic,
-        simplify=False,
-        quantize=16 if half else None,
-        device=0 if half else "cpu",
-    )
-    if not written or not Path(written).is_file():
-        raise SlimError(f"ultralytics wrote no ONNX file for {weights}: rerun with --verbose and read its log")
-    return Path(written)
 
 
 def _simplify_(onnx_file: Path) -> None:
@@ -191,9 +169,8 @@ def _torch_outputs(weights: Path, x: np.ndarray) -> list[np.ndarray]:
     itself the pair (predictions, prototypes), which are ONNX's output0 and output1.
     """
     import torch
-    from ultralytics import YOLO
 
-    model = YOLO(str(weights)).model.float().eval()
+    model = ultra.exported_model(weights)
     with torch.inference_mode():
         y = model(torch.from_numpy(x))
     first = y[0] if isinstance(y, (tuple, list)) else y

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import (
+from slim.ultra.modules import (
     C2PSA,
     OBB,
     SPP,
     SPPF,
+    Attention,
+    Bottleneck,
     C2f,
     C3,
+    C3k,
     C3k2,
-    Bottleneck,
     Classify,
     Concat,
     Conv,
@@ -31,9 +33,9 @@ from ultralytics.nn.modules import (
     DWConv,
     Pose,
     Proto,
+    PSABlock,
     Segment,
 )
-from ultralytics.nn.modules.block import C3k, Attention, PSABlock
 
 RESIDUAL = "residual add"
 PASS_THROUGH = (nn.Upsample, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity, nn.SiLU, nn.ReLU)
@@ -84,16 +86,32 @@ class ChannelGraph:
         """Producers whose channels feed a residual add."""
         return [p for p, why in self.tied.items() if why == RESIDUAL]
 
+    def prunable_bns(self, model: nn.Module) -> dict:
+        """The BatchNorm2d of every prunable producer, by producer name, in model order: the BNs sparsity training
+        penalises and whose |gamma| ranks the channels for pruning.
+
+        Args:
+            model: the model this graph was traced from, or a copy of it (the names are looked up in it).
+
+        A producer whose BN was fused into its conv has no gamma: it is left out, and stays whole.
+        """
+        modules = dict(model.named_modules())
+        bns = {name: getattr(modules[name], "bn", None) for name in self.prunable}
+        return {name: bn for name, bn in bns.items() if isinstance(bn, nn.BatchNorm2d)}
+
 
 def analyze(model: nn.Module) -> ChannelGraph:
     """Trace an ultralytics model (DetectionModel, SegmentationModel, ..., ClassificationModel) symbolically."""
     return _Tracer(model).run()
 
 
-def prunable_bns(model: nn.Module) -> list:
-    """The BatchNorm2d modules of every prunable producer: what sparsity training penalises."""
-    modules = dict(model.named_modules())
-    return [modules[name].bn for name in analyze(model).prunable]
+def prunable_bns(model: nn.Module, graph: ChannelGraph | None = None) -> list:
+    """The BatchNorm2d modules of every prunable producer, in model order (ChannelGraph.prunable_bns).
+
+    Args:
+        graph: analyze(model), when the caller has it already; traced here otherwise.
+    """
+    return list((graph if graph is not None else analyze(model)).prunable_bns(model).values())
 
 
 class _Tracer:

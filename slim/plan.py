@@ -59,9 +59,7 @@ def gamma_scores(model: nn.Module, graph: ChannelGraph) -> dict:
 
     A producer whose BN was fused into its conv has no gamma to rank by and is left out (kept whole).
     """
-    modules = dict(model.named_modules())
-    bns = {name: getattr(modules[name], "bn", None) for name in graph.prunable}
-    return {name: bn.weight.detach().abs().float().cpu() for name, bn in bns.items() if isinstance(bn, nn.BatchNorm2d)}
+    return {name: bn.weight.detach().abs().float().cpu() for name, bn in graph.prunable_bns(model).items()}
 
 
 def threshold_for_ratio(scores: dict, ratio: float) -> float:

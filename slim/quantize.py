@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from slim import ultra
 from slim.errors import SlimError, UsageError
 from slim.io import copy_atomic
 
@@ -145,12 +146,11 @@ def letterbox(image_path: Path, imgsz: int) -> np.ndarray:
         (1, 3, imgsz, imgsz) float32 in [0, 1].
     """
     import cv2
-    from ultralytics.data.augment import LetterBox
 
     img = cv2.imread(str(image_path))
     if img is None:
         raise SlimError(f"cannot read image {image_path}: remove it from the dataset or fix the file")
-    img = LetterBox((imgsz, imgsz), auto=False)(image=img)
+    img = ultra.letterbox(img, imgsz)
     return np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
 
 

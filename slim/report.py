@@ -38,7 +38,7 @@ RESULT_COLUMNS = [
 
 
 def prunable_gammas(model: nn.Module) -> dict[str, torch.Tensor]:
-    """|gamma| of every prunable BN (the ones slim.groups.prunable_bns returns), by producer name, in model order.
+    """|gamma| of every prunable BN (ChannelGraph.prunable_bns), by producer name, in model order.
 
     Returns:
         producer name -> float tensor of shape (channels,).

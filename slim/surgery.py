@@ -11,20 +11,22 @@ import copy
 import torch
 from torch import nn
 
-from slim.groups import analyze
+from slim.groups import ChannelGraph, analyze
 from slim.plan import PruningPlan
 
 
-def prune_model(model: nn.Module, plan: PruningPlan, fold_beta: bool = True) -> nn.Module:
+def prune_model(model: nn.Module, plan: PruningPlan, fold_beta: bool = True,
+                graph: ChannelGraph | None = None) -> nn.Module:
     """Return a pruned copy of `model`; the input model is not modified.
 
     Args:
         fold_beta: a removed channel still sends the constant act(beta) to its readers; fold that constant into
             each reader's BN running mean (or bias). Exact for 1x1 readers, approximate at the padded borders
             of 3x3 ones. Without it the result equals the original with removed channels set to zero.
+        graph: analyze(model), when the caller has it already (the plan was built from it); traced here otherwise.
     """
     model = copy.deepcopy(model)
-    graph = analyze(model)
+    graph = graph if graph is not None else analyze(model)  # on the copy: its probe forward leaves `model` as it was
     modules = dict(model.named_modules())
     for name, reads in graph.consumers.items():
         _shrink_inputs(modules, name, reads, plan.keep, fold_beta)

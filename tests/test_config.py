@@ -1,5 +1,8 @@
 """Tests for slim/config.py: loading, overrides, validation messages, dump round trip, ultralytics kwargs."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -336,6 +339,13 @@ def test_ultralytics_args_for_a_stage():
     assert Path(args["project"]) / args["name"] == cfg.stage_dir("sparsity").resolve()
 
 
+def test_ultralytics_args_seed_only_the_training_stages():
+    cfg = load_config(None, ["seed=3"])
+    for stage in ("train", "sparsity", "finetune"):
+        assert ultralytics_args(cfg, stage)["seed"] == 3
+    assert "seed" not in ultralytics_args(cfg, "val")  # validation draws nothing at random
+
+
 def test_ultralytics_args_are_accepted_by_ultralytics():
     from ultralytics.cfg import get_cfg
 
@@ -369,3 +379,13 @@ def test_a_user_model_gets_the_trained_model_settings_not_the_demos():
     assert (cfg.sparsity, cfg.prune, cfg.finetune) == (custom.sparsity, custom.prune, custom.finetune)
     assert (cfg.name, cfg.data, cfg.imgsz) == ("mine", "/d.yaml", 640)
     assert cfg.sparsity != Config().sparsity  # the demo's high-lr sparsity settings do not reach a trained model
+
+
+def test_importing_the_config_imports_neither_ultralytics_nor_torch():
+    """The config is pure: ultralytics' argument tables are read at the first load, not at import."""
+    code = ("import sys, slim.config, slim.config_schema; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ultralytics', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

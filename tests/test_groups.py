@@ -4,6 +4,8 @@ import pytest
 from ultralytics import YOLO
 
 from slim.groups import RESIDUAL, analyze, prunable_bns
+from slim.plan import gamma_scores
+from slim.report import prunable_gammas
 
 
 @pytest.mark.parametrize(
@@ -79,3 +81,15 @@ def test_prunable_bns_are_the_prunable_producers_bns():
     model = YOLO("yolov8n.yaml").model
     bns = prunable_bns(model)
     assert len(bns) == len(analyze(model).prunable) == 47
+
+
+def test_the_graph_names_the_prunable_bns_every_caller_uses():
+    """One list: ChannelGraph.prunable_bns is what sparsity penalises, plan ranks and report plots."""
+    model = YOLO("yolov8n.yaml").model
+    graph = analyze(model)
+    named = graph.prunable_bns(model)
+    assert list(named) == graph.prunable
+    assert all(named[name] is module.bn for name, module in model.named_modules() if name in named)
+    ids = [id(bn) for bn in named.values()]
+    assert [id(bn) for bn in prunable_bns(model, graph)] == [id(bn) for bn in prunable_bns(model)] == ids
+    assert list(gamma_scores(model, graph)) == list(named) == list(prunable_gammas(model))

@@ -166,3 +166,14 @@ def test_analysis_and_surgery_keep_the_models_dtype(dtype):
         diff, scale = max_difference(silence_(copy.deepcopy(model), plan), prune_model(model, plan, fold_beta=False),
                                      _image().to(dtype))
         assert diff <= 1e-10 * scale
+
+
+def test_prune_model_uses_the_graph_it_is_given(monkeypatch):
+    """The prune stage has traced the model already: prune_model takes that graph and does not trace again."""
+    model = random_bn_model("yolov8n.yaml")
+    graph = analyze(model)
+    plan = build_plan(model, graph, ratio=0.5)
+    traced = prune_model(model, plan).state_dict()
+    monkeypatch.setattr("slim.surgery.analyze", lambda m: pytest.fail("prune_model traced a model it had a graph of"))
+    given = prune_model(model, plan, graph=graph).state_dict()
+    assert given.keys() == traced.keys() and all(torch.equal(given[k], traced[k]) for k in traced)

@@ -1,10 +1,12 @@
 """The ultralytics layer: checkpoints in, checkpoints out, training that keeps the pruned architecture."""
 
+import ast
 import csv
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +163,24 @@ def test_bare_model_name_offline_is_not_downloaded(tmp_path, monkeypatch):
 def _torch_save(path, obj):
     torch.save(obj, path)
     return path
+
+
+def test_only_slim_ultra_imports_ultralytics():
+    """The boundary slim/ultra/__init__.py describes: every import of ultralytics lives in slim/ultra/."""
+    root = Path(ultra.__file__).parents[1]
+    outside = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent == Path(ultra.__file__).parent:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            outside += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "ultralytics"]
+    assert outside == []
+
+
+def test_names_of_slim_ultra_all_resolve():
+    """slim.ultra imports a name's submodule at its first use: every listed name is there."""
+    assert all(getattr(ultra, name) is not None for name in ultra.__all__)
+    with pytest.raises(AttributeError):
+        ultra.no_such_name

@@ -1,4 +1,4 @@
-"""Datasets: read a dataset description with ultralytics' own checks (never a download).
+"""Datasets: read a dataset description with ultralytics' own checks (never a download); letterbox an image.
 
 Fail in one line when it is missing, its images are, or its classes differ from the model's.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from torch import nn
+from ultralytics.data.augment import LetterBox
 from ultralytics.data.utils import IMG_FORMATS, check_cls_dataset, check_det_dataset, img2label_paths
 from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 
@@ -138,3 +140,9 @@ def check_classes(model: nn.Module, data: str, splits: tuple = ("val",)) -> None
             f"dataset '{data}' has {info['nc']} classes but the model has {nc}; use a dataset with the model's classes, "
             "or finetune onto it (slim finetune) to rebuild the head for its classes"
         )
+
+
+def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
+    """An (H, W, 3) BGR image resized keeping its aspect and padded with 114 to (imgsz, imgsz, 3), centred: the way
+    ultralytics' predictor feeds an ONNX model of fixed size."""
+    return LetterBox((imgsz, imgsz), auto=False)(image=image)
