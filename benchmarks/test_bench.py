@@ -8,7 +8,7 @@ import torch
 from ultralytics import YOLO
 
 from benchmarks import bench
-from benchmarks.sections import common, convergence, frontier, prune_speed, recovery, sweep
+from benchmarks.sections import cached, common, convergence, frontier, prune_speed, recovery, sweep
 from slim import ultra
 from slim.config import load_config
 from slim.groups import prunable_bns
@@ -125,3 +125,41 @@ def test_recovery_targets_need_the_gflops_the_share_and_a_dense_control():
     assert not recovery.recovery_targets(at)[0]["met"]
     at[0.25]["mAP_vs_dense"] = None
     assert "not measured" in recovery.recovery_targets(at)[1]["what"] and not recovery.recovery_targets(at)[1]["met"]
+
+
+def test_a_section_gets_the_results_of_the_sections_it_reads_and_waits_for_the_pipeline(tmp_path, monkeypatch):
+    seen = []
+    fake = bench.Section(lambda cfg, folder, exist_ok, done: seen.append(done) or {"rows": []}, lambda s: "table",
+                         reads=("sweep",))
+    monkeypatch.setitem(bench.SECTIONS, "recovery", fake)
+    cfg = load_config(None, [f"project={tmp_path}"])
+    bench.run(cfg, "first", ["sweep", "recovery"])  # sweep waits for the sparsity stage; recovery reads nothing else
+    assert seen == [{"sweep": json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["sweep"]}]
+    monkeypatch.setitem(bench.SECTIONS, "recovery", bench.Section(fake.run, fake.render, stages=("sparsity",)))
+    bench.run(cfg, "second", ["recovery"])
+    result = json.loads((tmp_path / "demo" / "bench" / "bench.json").read_text())["recovery"]
+    assert len(seen) == 1 and "no sparse model" in result["skipped"] and "make pipeline" in result["skipped"]
+
+
+def test_cached_run_is_reused_for_the_same_tensors_and_settings_and_made_again_otherwise(tmp_path):
+    model = YOLO("yolov8n.yaml").model
+    source = ultra.save_checkpoint(model, tmp_path / "a.pt", {}, {})
+    made = []
+
+    def make():
+        made.append(1)
+        return ultra.save_checkpoint(model, tmp_path / "run" / "out.pt", {}, {})
+
+    first = cached.cached(tmp_path / "run", cached.made_from(source, {"epochs": 2}), make, exist_ok=False)
+    resaved = ultra.save_checkpoint(model, tmp_path / "a.pt", {}, {"saved": "again"})  # same tensors, new bytes
+    again = cached.cached(tmp_path / "run", cached.made_from(resaved, {"epochs": 2}), make, exist_ok=False)
+    assert len(made) == 1 and again == first and first["out"] == str(tmp_path / "run" / "out.pt")
+    cached.cached(tmp_path / "run", cached.made_from(source, {"epochs": 3}), make, exist_ok=False)
+    assert len(made) == 2  # other settings
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    changed = ultra.save_checkpoint(model, tmp_path / "a.pt", {}, {})
+    cached.cached(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=False)
+    cached.cached(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=True)
+    assert len(made) == 4  # other tensors, then exist_ok
+    assert "sha256" in cached.made_from(changed, {})["input"] and "input" not in cached.made_from("yolov8s.yaml", {})
