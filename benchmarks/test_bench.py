@@ -150,16 +150,16 @@ def test_cached_run_is_reused_for_the_same_tensors_and_settings_and_made_again_o
         made.append(1)
         return ultra.save_checkpoint(model, tmp_path / "run" / "out.pt", {}, {})
 
-    first = cached.cached(tmp_path / "run", cached.made_from(source, {"epochs": 2}), make, exist_ok=False)
+    first = cached.make_once(tmp_path / "run", cached.made_from(source, {"epochs": 2}), make, exist_ok=False)
     resaved = ultra.save_checkpoint(model, tmp_path / "a.pt", {}, {"saved": "again"})  # same tensors, new bytes
-    again = cached.cached(tmp_path / "run", cached.made_from(resaved, {"epochs": 2}), make, exist_ok=False)
+    again = cached.make_once(tmp_path / "run", cached.made_from(resaved, {"epochs": 2}), make, exist_ok=False)
     assert len(made) == 1 and again == first and first["out"] == str(tmp_path / "run" / "out.pt")
-    cached.cached(tmp_path / "run", cached.made_from(source, {"epochs": 3}), make, exist_ok=False)
+    cached.make_once(tmp_path / "run", cached.made_from(source, {"epochs": 3}), make, exist_ok=False)
     assert len(made) == 2  # other settings
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     changed = ultra.save_checkpoint(model, tmp_path / "a.pt", {}, {})
-    cached.cached(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=False)
-    cached.cached(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=True)
+    cached.make_once(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=False)
+    cached.make_once(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=True)
     assert len(made) == 4  # other tensors, then exist_ok
     assert "sha256" in cached.made_from(changed, {})["input"] and "input" not in cached.made_from("yolov8s.yaml", {})

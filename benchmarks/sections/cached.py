@@ -36,7 +36,7 @@ def tensors_sha256(weights: str | Path) -> str:
     return h.hexdigest()
 
 
-def cached(folder: Path, now: dict, make: Callable[[], Path], exist_ok: bool) -> dict:
+def make_once(folder: Path, now: dict, make: Callable[[], Path], exist_ok: bool) -> dict:
     """The record of the run in `folder` when it was made as `now` says and its output is there (unless exist_ok);
     else make()'s: {**now, "out": the file make() returned, "seconds": how long it took}."""
     record = folder / RECORD
@@ -70,7 +70,7 @@ def train(source, args: dict, sparsity: tuple | None, exist_ok: bool) -> tuple[P
         ultra.train(source, args, keep_architecture=sparsity is not None, sparsity=callback)
         return out
 
-    done = cached(run, made_from(source, {"args": args, "sparsity": sparsity}), make, exist_ok)
+    done = make_once(run, made_from(source, {"args": args, "sparsity": sparsity}), make, exist_ok)
     return Path(done["out"]), done["seconds"]
 
 
@@ -78,7 +78,7 @@ def finetuned(rcfg: Config, weights: Path, exist_ok: bool) -> Path:
     """The finetune stage on `weights` under rcfg's name; reused when the last one here started from the same
     tensors (a changed prune is finetuned again) with the same settings."""
     settings = {"args": ultralytics_args(rcfg, "finetune"), "data": stages.resolve_data(rcfg)}
-    done = cached(rcfg.stage_dir("finetune"), made_from(weights, settings),
+    done = make_once(rcfg.stage_dir("finetune"), made_from(weights, settings),
                   lambda: stages.finetune(rcfg, weights=weights, exist_ok=True), exist_ok)
     return Path(done["out"])
 

@@ -7,7 +7,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchmarks.sections.cached import cached, finetuned, made_from
+from benchmarks.sections.cached import finetuned, made_from, make_once
 from benchmarks.sections.common import MAP_COLUMNS, figure, prune_at, save, skipped, val
 from benchmarks.sections.recovery import RECOVERY_TARGETS, recovered
 from slim import stages, ultra
@@ -100,7 +100,7 @@ def _tp_finetuned(tcfg: Config, source: Path, goal: float, tag: str, exist_ok: b
     from benchmarks import bench_torch_pruning as tp
 
     settings = {"target": round(goal, 6), "args": ultralytics_args(tcfg, "finetune"), "data": stages.resolve_data(tcfg)}
-    done = cached(tcfg.stage_dir(tag), made_from(source, settings),
+    done = make_once(tcfg.stage_dir(tag), made_from(source, settings),
                   lambda: tp.run_tp(tcfg, source, goal, 1, tcfg.finetune.args["epochs"], tag, global_pruning=False)[0],
                   exist_ok)
     return Path(done["out"])

@@ -1,4 +1,4 @@
-"""Section sizes640: a sparsity-trained yolov8s pruned at three ratios, two round_to: sizes and CPU latency at 640 px."""
+"""Section sizes640: a sparsity-trained yolov8s pruned at 3 ratios x 2 round_to: sizes and CPU latency at 640 px."""
 
 from __future__ import annotations
 
