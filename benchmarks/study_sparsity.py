@@ -15,7 +15,9 @@ from slim.offline import keep_ultralytics_offline
 
 keep_ultralytics_offline()  # benchmarks always run offline; before anything imports ultralytics
 
-from benchmarks import bench  # noqa: E402
+from benchmarks.sections.cached import finetuned  # noqa: E402
+from benchmarks.sections.common import prune_at, val  # noqa: E402
+from benchmarks.sections.recovery import RECOVERY_TARGETS, ratio_for_gflops  # noqa: E402
 from slim import stages  # noqa: E402
 from slim.config import load_config  # noqa: E402
 from slim.io import write_json  # noqa: E402
@@ -45,14 +47,14 @@ def study(name: str, changes: dict) -> dict:
                               finetune=dataclasses.replace(base.finetune, args=finetune))
     sparse = stages.sparsity(cfg, weights=stages.output_of(base, "train"), exist_ok=True)
     folder = Path(base.project) / "converged-study" / name
-    result = {"changes": changes | {"sr": sr, "finetune_epochs": finetune["epochs"]}, "sparse": bench._val(cfg, sparse, folder, "sparse")["mAP50_95"]}
-    for fraction in bench.RECOVERY_TARGETS:
-        ratio = bench._ratio_for_gflops(cfg, sparse, fraction)
-        pruned, row = bench._prune(cfg, sparse, folder / f"r{round(ratio * 100)}.pt", ratio)
-        finetuned = bench._finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-ft{round(ratio * 100)}"), pruned, False)
+    result = {"changes": changes | {"sr": sr, "finetune_epochs": finetune["epochs"]}, "sparse": val(cfg, sparse, folder, "sparse")["mAP50_95"]}
+    for fraction in RECOVERY_TARGETS:
+        ratio = ratio_for_gflops(cfg, sparse, fraction)
+        pruned, row = prune_at(cfg, sparse, folder / f"r{round(ratio * 100)}.pt", ratio)
+        tuned = finetuned(dataclasses.replace(cfg, name=f"{cfg.name}-ft{round(ratio * 100)}"), pruned, False)
         result[f"{fraction:.0%} GFLOPs"] = {"ratio": ratio, "gflops": row["gflops"],
-                                            "pruned": bench._val(cfg, pruned, folder, "pruned")["mAP50_95"],
-                                            "finetuned": bench._val(cfg, finetuned, folder, "finetuned")["mAP50_95"]}
+                                            "pruned": val(cfg, pruned, folder, "pruned")["mAP50_95"],
+                                            "finetuned": val(cfg, tuned, folder, "finetuned")["mAP50_95"]}
     return result
 
 
