@@ -120,7 +120,6 @@ def _validate(cfg: Config, data: Path, onnx_path: Path, folder: Path) -> dict:
     """The ONNX file's metrics through ultralytics' ONNX backend, on the set's val split."""
     args = {**ultralytics_args(cfg, "val"), "data": str(data), "batch": 1, "project": str(folder.resolve()),
             "name": f"val-{onnx_path.stem}"}
-    args.pop("seed", None)
     metrics = ultra.validate_onnx(onnx_path, args)
     metrics.pop("speed_ms")
     return metrics

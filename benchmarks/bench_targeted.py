@@ -114,5 +114,4 @@ def _removed_zero(sparse: Path, cfg: Config) -> float:
 def _map(cfg: Config, weights: Path, folder: Path) -> float:
     val = {**ultralytics_args(cfg, "val"), "data": stages.resolve_data(cfg), "project": str(folder.resolve()),
            "name": "val"}
-    val.pop("seed", None)
     return ultra.validate(weights, val)["mAP50_95"]

@@ -274,7 +274,6 @@ def _finetune_args(cfg: Config) -> dict:
 def validate(cfg: Config, weights: Path, tag: str) -> dict:
     """mAP through slim's own validation path (the same args for every model)."""
     args = {**ultralytics_args(cfg, "val"), "data": stages.resolve_data(cfg), "name": f"val/{tag}"}
-    args.pop("seed", None)
     return ultra.validate(weights, args)
 
 

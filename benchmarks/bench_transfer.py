@@ -61,7 +61,6 @@ def _arm(cfg: Config, arm: str, source: Path, folder: Path) -> dict:
         ultra.train(source, args, keep_architecture=True, new_classes=True)
     best = folder / name / "weights" / "best.pt"
     val = {**ultralytics_args(cfg, "val"), "data": args["data"], "project": args["project"], "name": f"val_{name}"}
-    val.pop("seed", None)
     metrics = ultra.validate(best, val)
     seconds = float(results.read_text().splitlines()[-1].split(",")[1])  # ultralytics' cumulative "time" column
     return {"arm": arm, **{k: metrics[k] for k in ("params", "gflops", "mAP50", "mAP50_95")}, "train_s": round(seconds)}

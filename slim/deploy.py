@@ -43,7 +43,6 @@ def val(cfg: Config, weights: str | Path | None = None, tag: str | None = None, 
     made_from = provenance.of_file(weights, {"data": cfg.data, "imgsz": cfg.imgsz, **_settings(cfg, "val")})
     _refuse_replacing(out, _read_json(out).get("provenance"), made_from, exist_ok)
     args = {**ultralytics_args(cfg, "val"), "data": resolve_data(cfg), "name": f"val/{tag}"}
-    args.pop("seed", None)
     result = {"model": tag, **ultra.validate(weights, args), "provenance": made_from}
     dump_config(cfg, cfg.stage_dir("val") / "config.yaml")
     write_json(out, result)
@@ -53,7 +52,6 @@ def val(cfg: Config, weights: str | Path | None = None, tag: str | None = None, 
 def val_onnx(cfg: Config, onnx_path: Path, tag: str) -> dict:
     """mAP of an ONNX file through ultralytics' own ONNX validation path, so it compares with PyTorch's."""
     args = {**ultralytics_args(cfg, "val"), "data": resolve_data(cfg), "name": f"val/{tag}", "batch": 1}
-    args.pop("seed", None)
     result = {"model": tag, **ultra.validate_onnx(onnx_path, args)}
     out = cfg.stage_dir("val") / f"{tag}.json"
     write_json(out, result)

@@ -371,7 +371,7 @@ def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
         shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
         warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "
                       f"min_fraction {p.min_fraction}) so that none is emptied: {shown}")
-    pruned = prune_model(model, plan, fold_beta=p.fold_beta)
+    pruned = prune_model(model, plan, fold_beta=p.fold_beta, graph=graph)
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
     return PrunedCheckpoint(pruned, ckpt.get("train_args", {}), meta, plan, sizes)
@@ -379,8 +379,7 @@ def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
 
 def _ranked_bns(model: nn.Module, graph, source: Path) -> list:
     """The BatchNorms whose |gamma| ranks the prunable channels; one clear error when the model has none."""
-    modules = dict(model.named_modules())
-    bns = [modules[n].bn for n in graph.prunable if isinstance(getattr(modules[n], "bn", None), nn.BatchNorm2d)]
+    bns = list(graph.prunable_bns(model).values())
     if bns:
         return bns
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):

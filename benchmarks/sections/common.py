@@ -67,7 +67,6 @@ def val(cfg: Config, weights: Path, folder: Path, tag: str) -> dict:
     """mAP50 and mAP50-95 on the config's val split, the pipeline's val settings, results under `folder`."""
     args = {**ultralytics_args(cfg, "val"), "data": stages.resolve_data(cfg), "project": str(folder.resolve()),
             "name": f"val-{tag}"}
-    args.pop("seed", None)
     result = ultra.validate(weights, args)
     return {"mAP50": result["mAP50"], "mAP50_95": result["mAP50_95"]}
 
