@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: pipeline test venv data train sparsity prune finetune transfer val export vis report bench bench-hard clean
+.PHONY: pipeline test test-fast venv data train sparsity prune finetune transfer val export vis report bench bench-hard clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ bench-hard: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# the fast lane: everything but the end-to-end tests (trainings, installs, CLI subprocesses); about a minute and a half
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 # the demo's outputs only (configs/default.yaml: runs/demo, and the Torch-Pruning comparison's runs/demo_vs_tp);
 # other experiments under runs/ and the generated demo images (runs/demo_data, an input) stay

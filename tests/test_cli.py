@@ -54,6 +54,7 @@ def test_help_lists_every_command(installed, tmp_path):
     assert {"train", "sparsity", "prune", "finetune", "val", "export", "vis", "pipeline", "report"} <= set(listed)
 
 
+@pytest.mark.slow
 def test_packaged_configs_load_from_the_installed_copy(installed, tmp_path):
     code = ("import json, slim.config as c; "
             "print(json.dumps([str(c.PACKAGED), c.packaged_configs(), c.load_config('default').name, "
@@ -77,6 +78,7 @@ def test_every_config_in_configs_is_packaged():
     assert config_to_dict(load_config("default")) == config_to_dict(load_config(ROOT / "configs" / "default.yaml"))
 
 
+@pytest.mark.slow
 def test_stages_run_outside_the_repository_on_absolute_paths(installed, tiny_data, tmp_path):
     names = yaml.safe_load(tiny_data.read_text())["names"]
     model = DetectionModel("yolov8n.yaml", nc=len(names), verbose=False)
@@ -103,6 +105,7 @@ def test_unknown_command_is_one_line(installed, tmp_path):
                                                          "(see slim --help)"
 
 
+@pytest.mark.slow
 def test_missing_config_names_the_packaged_ones(installed, tmp_path):
     out = run_installed(installed, "data", "--config", "configs/default.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -121,6 +124,7 @@ def _files(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_import_slim_changes_no_environment_variable_and_writes_no_file(tmp_path):
     # ultralytics and matplotlib set a few variables and write their settings and caches at their first import:
     # measure slim from after that
@@ -174,6 +178,7 @@ def test_command_applies_the_guard_only_for_an_unconfigured_user(tmp_path):
     assert not (tmp_path / "mine").exists()  # a configured user's config folder is left alone (and --help is quick)
 
 
+@pytest.mark.slow
 def test_bare_asset_name_is_found_in_the_users_weights_dir(installed, tmp_path):
     """`--weights yolov8n.pt` resolves as in ultralytics: here from the weights_dir of the user's own settings."""
     config_dir, weights_dir, elsewhere = tmp_path / "cfg", tmp_path / "weights", tmp_path / "elsewhere"

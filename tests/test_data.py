@@ -166,6 +166,7 @@ def test_bad_arguments_are_usage_errors(tmp_path, bad):
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.slow
 def test_script_prints_the_yaml_path_and_reports_bad_sizes_in_one_line(tmp_path):
     script = [sys.executable, str(REPO / "scripts" / "make_demo_data.py"), "--config", str(REPO / "configs/default.yaml")]
     sizes = [f"project={tmp_path}", "demo.n_train=3", "demo.n_val=2", "demo.imgsz=64"]

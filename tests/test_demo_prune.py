@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 # The demo exactly as `make pipeline` runs it, up to the cut (measured 2026-11-30: sparse and pruned at 0.5 both
 # mAP50-95 0.522, 85% of prunable gammas below 1e-2). Shorter runs were tried and fail the test's own premise:
@@ -50,7 +52,6 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return out
 
 
-@pytest.mark.slow
 def test_pruning_the_sparse_demo_at_half_costs_at_most_a_point(tmp_path):
     for script in ("train.py", "train_sparsity.py"):
         _run(script, cwd=tmp_path)

@@ -24,6 +24,8 @@ from torch import nn
 from slim import provenance, ultra
 from slim.data import make_demo_dataset
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "default.yaml")
 TINY = ["demo.n_train=8", "demo.n_val=4", "demo.imgsz=64", "imgsz=64"]

@@ -62,6 +62,7 @@ def exported(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg, outputs", [("yolov8n.yaml", ["output0"]), ("yolov8n-seg.yaml", ["output0", "output1"])])
 def test_export_writes_checked_onnx_and_leaves_input_alone(exported, cfg, outputs):
     weights, res, sha_before, listing_before = exported[cfg]
@@ -80,6 +81,7 @@ def test_export_writes_checked_onnx_and_leaves_input_alone(exported, cfg, output
     assert not [n for n in model.graph.node if n.op_type == "BatchNormalization"]  # BN folded into the convs
 
 
+@pytest.mark.slow
 def test_pruned_checkpoint_exports_with_its_own_widths(tmp_path):
     # yolo11n: C3k2 and C2PSA split by widths that pruning changes, read from the modules, not the yaml
     model = random_bn_model("yolo11n.yaml")

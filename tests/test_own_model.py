@@ -20,6 +20,8 @@ from slim import ultra
 from slim.data import task_dataset
 from slim.stages import run_name
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 IMGSZ = 96  # neither slim's demo size (128) nor ultralytics' default (640)
 # short runs: the stage settings a user's model gets (custom_example's) are sized for a GPU
 QUICK = ["epochs=1", "batch=8", "workers=0", "plots=false"]
@@ -64,7 +66,6 @@ def user(tmp_path_factory, tiny_data):
     return {"cwd": cwd, "weights": Path(shutil.move(weights, cwd / "model.pt")), "data": data}
 
 
-@pytest.mark.slow
 def test_every_stage_takes_the_models_own_size_and_data(user):
     cwd, weights = user["cwd"], user["weights"]
     run = cwd / "runs" / "model"
@@ -100,7 +101,6 @@ def test_every_stage_takes_the_models_own_size_and_data(user):
     assert sorted(p.name for p in (cwd / "runs").iterdir()) == ["model"]  # no runs/demo, no generated demo set
 
 
-@pytest.mark.slow
 def test_a_model_whose_dataset_is_gone_gets_one_line_from_every_stage_that_needs_data(tmp_path, tiny_data):
     data = Path(shutil.copytree(tiny_data.parent, tmp_path / "gone")) / tiny_data.name
     weights = _train(data, tmp_path)
@@ -116,7 +116,6 @@ def test_a_model_whose_dataset_is_gone_gets_one_line_from_every_stage_that_needs
     assert (cwd / "pruned.pt").is_file()
 
 
-@pytest.mark.slow
 def test_a_dataset_of_another_task_is_one_line(tmp_path, tiny_data):
     weights = _train(task_dataset("obb", tiny_data, tmp_path / "obb"), tmp_path, "yolov8n-obb.yaml")
     for stage in (["finetune", *QUICK], ["val"]):

@@ -14,6 +14,8 @@ import torch
 
 from slim.stages import OUTPUTS, PREVIOUS
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.epochs=1", "sparsity.epochs=1",
         "finetune.epochs=1", "export.calib_images=4", "prune.ratio=0.5",

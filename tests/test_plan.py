@@ -108,6 +108,7 @@ def test_gflops_target_is_met_removing_the_fewest_channels(model, target):
     assert budget.gflops_fraction(costs, graph, one_fewer.keep) > target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("yaml", ["yolov8n.yaml", "yolo11n.yaml", "yolov8n-seg.yaml"])
 def test_planner_gflops_agree_with_ultralytics_count_of_the_pruned_model(yaml):
     """Tolerance 0.01 of the model's GFLOPs: ultralytics (thop) also counts BN, upsampling and the head's DFL, which

@@ -66,6 +66,7 @@ def _assert_close(got: list, want: list) -> None:
     assert max(float((g - w).abs().max()) for g, w in zip(got, want)) <= RTOL * scale
 
 
+@pytest.mark.slow
 def test_cli_prune_equals_silenced_input_in_a_fresh_process(tmp_path):
     """Random gammas and betas, ratio 0.5, no folding: the pruned file == the input with removed channels zeroed."""
     source = _checkpoint(random_bn_model("yolov8n.yaml"), tmp_path / "sparse.pt")
@@ -78,6 +79,7 @@ def test_cli_prune_equals_silenced_input_in_a_fresh_process(tmp_path):
         _assert_close(got, outputs(silenced(image)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("yaml", ["yolov8n-seg.yaml", "yolo11n.yaml"])
 def test_cli_prune_with_default_folding_is_lossless_on_dead_channels(tmp_path, yaml):
     """The default settings (beta folding on): channels with gamma = beta = 0 go, and the output does not move."""
@@ -97,6 +99,7 @@ def test_cli_prune_with_default_folding_is_lossless_on_dead_channels(tmp_path, y
         _assert_close(got, outputs(original(image)))
 
 
+@pytest.mark.slow
 def test_cli_prune_to_a_gflops_target_prints_and_records_the_fraction_reached(tmp_path):
     source = _checkpoint(random_bn_model("yolov8n.yaml"), tmp_path / "sparse.pt")
     out = tmp_path / "pruned.pt"

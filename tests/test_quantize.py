@@ -94,6 +94,7 @@ def score_correlation(fp32, other, images):
         return float(np.nan_to_num(np.corrcoef(scores[0].ravel(), scores[1].ravel())[0, 1]))
 
 
+@pytest.mark.slow
 def test_int8_is_qdq_smaller_and_tracks_fp32(models):
     model = onnx.load(str(models["int8"]))
     ops = {n.op_type for n in model.graph.node}
@@ -107,6 +108,7 @@ def test_int8_is_qdq_smaller_and_tracks_fp32(models):
     assert hashlib.sha256(models["fp32"].read_bytes()).hexdigest() == models["fp32_sha"]  # FP32 file untouched
 
 
+@pytest.mark.slow
 def test_calibrating_on_black_images_tracks_worse(models, tmp_path):
     # Black images give activation ranges that real images overflow: measured r = 0.24 vs 0.75.
     write_images(tmp_path / "black", 4, zeros=True)
@@ -115,6 +117,7 @@ def test_calibrating_on_black_images_tracks_worse(models, tmp_path):
     assert score_correlation(models["fp32"], black, models["held_out"]) < good - 0.3
 
 
+@pytest.mark.slow
 def test_default_exclude_keeps_the_scores_alive(models, tmp_path):
     # With the decode tail quantized too, box pixels (up to ~700 here) and 0-1 scores share the output
     # Concat's one int8 scale, and every score rounds to it: measured, all scores exactly 0 (r = 0).
@@ -129,6 +132,7 @@ def _zero_point_types(path):
     return {inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits}
 
 
+@pytest.mark.slow
 def test_settings_pick_the_format_and_the_activation_type(models, tmp_path):
     """QOperator writes QLinearConv into the file; int8 activations get int8 zero points, the default uint8 ones."""
     images = [models["held_out"][0]]
@@ -214,6 +218,7 @@ def test_letterbox_matches_ultralytics_inference_layout(tmp_path):
 TASK_METRIC = {"segment": "seg_mAP50_95", "pose": "pose_mAP50_95", "obb": "mAP50_95", "classify": "top1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(TASK_METRIC))
 def test_int8_export_and_onnx_validation_for_every_task(task, tiny_data, tmp_path):
     """export --int8 (deploy.export) and the int8 file validated through ultralytics' ONNX path, per task."""

@@ -25,6 +25,8 @@ from slim.config import load_config
 from slim.errors import SlimError
 from slim.ultra.trainers import _append_csv
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64", "train.epochs=3", "sparsity.epochs=3",
         "finetune.epochs=3"]
@@ -119,7 +121,6 @@ def _with_baseline(work: Path, name: str) -> None:
     shutil.copytree(work / "runs" / "base" / "train", work / "runs" / name / "train")
 
 
-@pytest.mark.slow
 def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
     for name in ("full", "cut"):
         _with_baseline(work, name)
@@ -173,7 +174,6 @@ def test_sparsity_resumes_after_sigint_as_if_never_stopped(work):
     assert finished.startswith("error: nothing to resume: the sparsity run in") and "finished" in finished
 
 
-@pytest.mark.slow
 def test_train_resumes_after_sigkill_mid_epoch(work):
     slim(work, "train", "name=tfull")
     run = start_paused(work, "train", "name=tcut")
@@ -190,7 +190,6 @@ def test_train_resumes_after_sigkill_mid_epoch(work):
     assert provenance.read(cut)["config"] == provenance.read(full)["config"]
 
 
-@pytest.mark.slow
 def test_finetune_resumes_after_sigint(work):
     pruned = work / "pruned.pt"
     slim(work, "prune", "--weights", str(work / "runs" / "base" / "train" / "weights" / "best.pt"), "--out",

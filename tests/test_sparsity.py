@@ -101,6 +101,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_ranks_apply_the_penalty_once_and_identically(tmp_path):
     import socket
 

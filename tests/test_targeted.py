@@ -222,6 +222,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_ranks_select_and_shrink_the_same_channels(tmp_path):
     import socket
 

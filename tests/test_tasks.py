@@ -15,6 +15,8 @@ from slim.groups import analyze, prunable_bns
 from slim.plan import build_plan
 from slim.surgery import prune_model
 
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
+
 
 MODELS = {"segment": "yolov8n-seg.yaml", "obb": "yolov8n-obb.yaml", "pose": "yolov8n-pose.yaml",
           "classify": "yolov8n-cls.yaml"}

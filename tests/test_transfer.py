@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from slim import ultra
 from slim.data import CLASSES, OTHER_CLASSES, make_demo_dataset
 from slim.groups import analyze
 from slim.plan import build_plan
 from slim.surgery import prune_model
+
+pytestmark = pytest.mark.slow  # end to end: real trainings or the CLI in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 20

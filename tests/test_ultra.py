@@ -68,6 +68,7 @@ def test_sparsity_training_shrinks_penalised_gammas_only(baseline, tiny_data, tm
     assert float(rows[0]["ema_gamma_small"]) == pytest.approx(saved["gamma_small"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_pruned_checkpoint_loads_with_plain_ultralytics_under_safe_load(pruned, tmp_path):
     code = (
         "import sys, torch; from ultralytics import YOLO; m = YOLO(sys.argv[1]); "
