@@ -193,11 +193,19 @@ def prune_table(plan: PruningPlan, sizes: dict) -> str:
         f"params             {b['params']:,} -> {a['params']:,} ({a['params'] / b['params']:.1%})",
         f"GFLOPs             {b['gflops']:.2f} -> {a['gflops']:.2f} ({a['gflops'] / b['gflops']:.1%})",
         *budget,
-        f"threshold          |gamma| < {plan.threshold:.4g} is removed",
+        _threshold_line(plan),
         f"removed            requested {requested}, actual {plan.removed_fraction:.1%}",
         f"held at floor      {', '.join(plan.floored) if plan.floored else 'none'}",
     ]
     return "\n".join(lines)
+
+
+def _threshold_line(plan: PruningPlan) -> str:
+    """What the cut was: a threshold given, or for a ratio or budget the ranking (ties at |gamma| 0 are common after
+    targeted sparsity, where "below 0" would read as if nothing went)."""
+    if plan.ratio is None and plan.target_gflops is None:
+        return f"threshold          |gamma| < {plan.threshold:.4g} is removed"
+    return f"threshold          the lowest-|gamma| channels are removed; the smallest kept |gamma| is {plan.threshold:.4g}"
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
