@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from slim import stages, ultra
+from slim import pruning, stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.errors import UsageError
 from slim.groups import analyze
@@ -76,7 +76,7 @@ def _arm(cfg: Config, arm: str, baseline: Path, folder: Path) -> dict:
     sparse = stages.output_of(run_cfg, "sparsity")
     if not sparse.exists():
         stages.sparsity(run_cfg, baseline, exist_ok=True)
-    pruned, plan, _ = stages.prune(run_cfg, sparse, exist_ok=True)
+    pruned, plan, _ = pruning.prune(run_cfg, sparse, exist_ok=True)
     args = ultralytics_args(run_cfg, "sparsity")
     if run_cfg.sparsity.method == "targeted" and run_cfg.sparsity.inherit_optimizer:
         args = {**args, **ultra.inherited_optimizer(baseline)}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import C2f, Bottleneck, Conv, Detect
 
-from slim import stages, ultra
+from slim import pruning, stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.errors import SlimError, UsageError
 from slim.export import export_onnx
@@ -229,7 +229,7 @@ def step_epochs(total: int, steps: int) -> list[int]:
 # --- the two sides ---------------------------------------------------------------------------------------------
 def run_slim(cfg: Config, sparse: Path) -> dict:
     """slim's side: prune the sparse model at cfg.prune.ratio, finetune with cfg's finetune settings."""
-    pruned, plan, sizes = stages.prune(cfg, weights=sparse, exist_ok=True)
+    pruned, plan, sizes = pruning.prune(cfg, weights=sparse, exist_ok=True)
     best = stages.finetune(cfg, weights=pruned, exist_ok=True)
     model = ultra.load_model(pruned)[0]
     return {"pruned": pruned, "weights": best, "ratio": plan.ratio, "removed_fraction": plan.removed_fraction,

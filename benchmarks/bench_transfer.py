@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from ultralytics.nn.modules import DFL
 
-from slim import stages, ultra
+from slim import pruning, stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.io import write_json, write_text
 from slim.report import markdown_table
@@ -32,7 +32,7 @@ def run(cfg: Config, command: str) -> Path:
     for stage in ("train", "sparsity", "prune"):
         if not stages.output_of(cfg, stage).exists():
             LOG.info(f"\n===== {stage} (source model) =====")
-            {"train": stages.train, "sparsity": stages.sparsity, "prune": stages.prune}[stage](cfg, exist_ok=True)
+            {"train": stages.train, "sparsity": stages.sparsity, "prune": pruning.prune}[stage](cfg, exist_ok=True)
     folder = cfg.stage_dir("bench_transfer")
     folder.mkdir(parents=True, exist_ok=True)
     pruned = stages.output_of(cfg, "prune")

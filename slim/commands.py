@@ -136,12 +136,12 @@ def prune(argv: list) -> None:
                                            "in (0, 1)")
     p.add_argument("--out", help="where to write the pruned checkpoint (default: runs/<name>/prune/pruned.pt)")
     args = p.parse_args(argv)
-    from slim import stages
+    from slim import pruning
     from slim.report import prune_table
 
     cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold,
                                "prune.target_gflops": args.target_gflops}, args.weights)
-    out, plan, sizes = stages.prune(cfg, args.weights, args.out, exist_ok=args.exist_ok)
+    out, plan, sizes = pruning.prune(cfg, args.weights, args.out, exist_ok=args.exist_ok)
     print(prune_table(plan, sizes))
     print(f"prune: {out}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from slim import deploy, provenance, stages, ultra
+from slim import deploy, provenance, pruning, stages, ultra
 from slim.config import Config
 from slim.latency import compare_latency
 from slim.report import plot_channels_kept, plot_gamma_histograms, plot_gamma_per_layer, prune_table, write_report
@@ -75,7 +75,7 @@ def _source(cfg: Config, stage: str) -> str | Path:
 
 
 def _prune(cfg: Config) -> None:
-    _, plan, sizes = stages.prune(cfg, exist_ok=True)
+    _, plan, sizes = pruning.prune(cfg, exist_ok=True)
     LOG.info(prune_table(plan, sizes))
 
 

@@ -1,4 +1,5 @@
-"""The training and pruning stages: each finds its input in the previous stage's folder and writes its own.
+"""The training stages and how every stage runs: each finds its input in the previous stage's folder and writes its
+own, inside one stage-run context (refuse an earlier run, claim the folder, finish or release). Pruning: slim/pruning.py.
 
 Layout under <project>/<name>/: train/weights/best.pt -> sparsity/weights/last.pt -> prune/pruned.pt ->
 finetune/weights/best.pt, and prune/pruned.pt -> transfer/weights/best.pt (finetuned onto transfer.data).
@@ -9,10 +10,7 @@ A stage holds its folder's lock (slim.lock) while it writes there; `resume` cont
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,11 +21,7 @@ from slim.config import Config, dump_config, ultralytics_args
 from slim.data import DEMOS, generator_of, make_demo_dataset
 from slim.errors import SlimError, UsageError
 from slim.groups import analyze
-from slim.io import write_json
-from slim.plan import PruningPlan, build_plan
-from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.stage_table import STAGES, TRAINED
-from slim.surgery import prune_model
 from slim.targeted import select_removed
 
 # derived from the one table of stages (slim/stage_table.py)
@@ -306,94 +300,3 @@ def _train_pruned(cfg: Config, stage: str, source: Path, exist_ok: bool) -> Path
     with stage_run(cfg, stage, source, exist_ok):
         ultra.train(source, args, keep_architecture=True, new_classes=True, inputs_checked=True)
     return output_of(cfg, stage)
-
-
-def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None = None, exist_ok: bool = False):
-    """Stage 3: choose channels by one global |gamma| threshold (from a ratio, a threshold or a GFLOPs target) and
-    rebuild a physically smaller model. With `out`, the pruned checkpoint goes there and no stage folder is made.
-
-    Every check runs before anything is written; the checkpoint is written atomically.
-
-    Returns:
-        (path of the pruned checkpoint, PruningPlan, {"before": sizes, "after": sizes}).
-    """
-    if out is None:
-        lock.check_free(cfg.stage_dir("prune"))
-    source = input_for(cfg, "prune", weights)
-    target = _checked_out(Path(out), source, exist_ok) if out is not None else None
-    pruned = prune_checkpoint(cfg, source)
-    if target is None:
-        with stage_run(cfg, "prune", source, exist_ok) as folder:
-            target = pruned.save(folder / STAGES["prune"].writes)
-    else:
-        pruned.save(target)
-    return target, pruned.plan, pruned.sizes
-
-
-def _checked_out(target: Path, source: Path, exist_ok: bool) -> Path:
-    """prune --out: a file that is neither the input nor a folder, and replaced only with exist_ok."""
-    if target.resolve() == source.resolve():
-        raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input: pass another --out")
-    if target.is_dir() or str(target).endswith(("/", os.sep)):
-        raise UsageError(f"--out {target} is a folder; pass a file path for the pruned checkpoint, e.g. "
-                         f"{target / 'pruned.pt'}")
-    if target.exists() and not exist_ok:
-        raise UsageError(f"{target} already exists; pass --exist-ok to replace it")
-    return target
-
-
-@dataclasses.dataclass
-class PrunedCheckpoint:
-    """A pruned model in memory, with what its checkpoint records: the source's train_args and slim's plan."""
-
-    model: nn.Module
-    train_args: dict
-    meta: dict  # {"plan", "source", "fold_beta", "sizes"}, saved under the checkpoint's "slim" key and as plan.json
-    plan: PruningPlan
-    sizes: dict  # {"before": sizes, "after": sizes} at the config's image size
-
-    def save(self, target: Path) -> Path:
-        """The checkpoint at `target` (atomically), its plan beside it as <target>.plan.json."""
-        ultra.save_checkpoint(self.model, target, self.train_args, self.meta)
-        write_json(target.with_suffix(".plan.json"), self.meta)
-        return target
-
-
-def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
-    """Prune the checkpoint `source` with cfg.prune, sized at cfg.imgsz; nothing is written."""
-    model, ckpt = ultra.load_model(source)
-    graph = analyze(model)
-    _warn_if_not_sparse(_ranked_bns(model, graph, source))
-    p = cfg.prune
-    plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to,
-                      p.target_gflops, cfg.imgsz)
-    if plan.floored:
-        shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
-        warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "
-                      f"min_fraction {p.min_fraction}) so that none is emptied: {shown}")
-    pruned = prune_model(model, plan, fold_beta=p.fold_beta, graph=graph)
-    sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
-    meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
-    return PrunedCheckpoint(pruned, ckpt.get("train_args", {}), meta, plan, sizes)
-
-
-def _ranked_bns(model: nn.Module, graph, source: Path) -> list:
-    """The BatchNorms whose |gamma| ranks the prunable channels; one clear error when the model has none."""
-    bns = list(graph.prunable_bns(model).values())
-    if bns:
-        return bns
-    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise SlimError(f"'{source}' has no BatchNorm layers (fused for inference?), so there is nothing to prune: "
-                        "network slimming ranks channels by BN gamma; pass the checkpoint from before fusing")
-    raise SlimError(f"'{source}' has no prunable BatchNorm channels, so there is nothing to prune: every BN feeds "
-                    "a residual add, a head or a module slim does not know")
-
-
-def _warn_if_not_sparse(bns: list) -> None:
-    """Pruning a model that never had sparsity training destroys it (see NOTES): say so, then proceed."""
-    small = gamma_stats(bns)["gamma_small"]
-    if small < 0.05:
-        warnings.warn(
-            f"only {small:.1%} of prunable gammas are below {SMALL_GAMMA:g}: this model looks like it was never "
-            f"sparsity-trained, and pruning it will cost accuracy (run `slim sparsity` first)"
-        )

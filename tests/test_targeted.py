@@ -186,7 +186,7 @@ def test_stage_trains_with_the_checkpoints_optimizer_and_the_prune_keeps_its_acc
     (The report's pruned and sparse rows come from these two files; at this size both validate at mAP 0.)"""
     import yaml
 
-    from slim import stages
+    from slim import pruning, stages
     from slim.config import load_config
 
     cfg = load_config(None, [f"project={tmp_path}", "demo.n_train=16", "demo.n_val=8", "demo.imgsz=64", "imgsz=64",
@@ -196,7 +196,7 @@ def test_stage_trains_with_the_checkpoints_optimizer_and_the_prune_keeps_its_acc
     sparse = stages.sparsity(cfg)
     used = yaml.safe_load((cfg.stage_dir("sparsity") / "args.yaml").read_text())
     assert (used["optimizer"], used["lr0"]) == (cfg.train.args["optimizer"], cfg.train.args["lr0"]) == ("AdamW", 0.003)
-    pruned, plan, sizes = stages.prune(cfg)
+    pruned, plan, sizes = pruning.prune(cfg)
     assert plan.gflops_fraction <= 0.4 and sizes["after"]["gflops"] < 0.45 * sizes["before"]["gflops"]
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():  # both as saved (fp16 on disk), loaded the way the report's val loads them

@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from slim import stages, ultra
+from slim import pruning, stages, ultra
 from slim.config import Config, ultralytics_args
 from slim.export import export_onnx
 from slim.groups import prunable_bns
@@ -31,11 +31,11 @@ MAP_COLUMNS = [("mAP50", "mAP50", ".3f"), ("mAP50_95", "mAP50-95", ".3f")]
 
 def prune_at(cfg: Config, source: Path, out: Path, ratio: float, round_to: int | None = None,
              fold_beta: bool | None = None) -> tuple[Path, dict]:
-    """stages.prune at `ratio` (round_to and fold_beta default to the config's) into `out`; (path, sizes row)."""
+    """pruning.prune at `ratio` (round_to and fold_beta default to the config's) into `out`; (path, sizes row)."""
     p = cfg.prune
     p = dataclasses.replace(p, ratio=ratio, threshold=None, round_to=p.round_to if round_to is None else round_to,
                             fold_beta=p.fold_beta if fold_beta is None else fold_beta)
-    path, plan, sizes = stages.prune(dataclasses.replace(cfg, prune=p), source, out, exist_ok=True)
+    path, plan, sizes = pruning.prune(dataclasses.replace(cfg, prune=p), source, out, exist_ok=True)
     return path, {"ratio": ratio, "round_to": p.round_to, "fold_beta": p.fold_beta,
                   "removed": plan.removed_fraction, **sizes["after"]}
 
