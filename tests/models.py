@@ -64,3 +64,16 @@ def max_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> tuple:
     assert len(ya) == len(yb) and ya, "models return different outputs"
     diff = max(float((u - v).abs().max()) for u, v in zip(ya, yb))
     return diff, max(float(u.abs().max()) for u in ya)
+
+
+def run_two_ranks(worker, out: Path) -> tuple:
+    """Spawn worker(rank, 2, port, out) as two gloo ranks on a free local port; the rank0.pt and rank1.pt it saved."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(worker, args=(2, port, str(out)), nprocs=2, join=True)
+    return tuple(torch.load(Path(out) / f"rank{r}.pt") for r in (0, 1))

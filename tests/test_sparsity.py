@@ -5,12 +5,12 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from ultralytics import YOLO
 
 from slim.groups import analyze, prunable_bns
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
+from tests.models import run_two_ranks
 
 SR = 1e-2
 
@@ -103,13 +103,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str):
 
 @pytest.mark.slow
 def test_ddp_ranks_apply_the_penalty_once_and_identically(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    r0, r1 = run_two_ranks(_ddp_worker, tmp_path)
     for b0, a0, s0, b1, a1 in zip(r0["before"], r0["after"], r0["signs"], r1["before"], r1["after"]):
         assert torch.equal(b0, b1)  # all-reduced loss gradients agree
         assert torch.equal(a0, a1)  # and so do the penalised ones

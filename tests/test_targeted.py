@@ -13,7 +13,7 @@ from slim.groups import analyze
 from slim.plan import build_plan
 from slim.surgery import prune_model
 from slim.targeted import bind, prox_shrink_, register_prox_hook, select_removed, shrink_at, zero_selected_
-from tests.models import outputs, random_bn_model
+from tests.models import outputs, random_bn_model, run_two_ranks
 
 BUDGET = {"target_gflops": 0.4, "imgsz": 64}
 AMOUNT = 0.05
@@ -224,15 +224,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str):
 
 @pytest.mark.slow
 def test_ddp_ranks_select_and_shrink_the_same_channels(tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    r0, r1 = run_two_ranks(_ddp_worker, tmp_path)
     assert r0["masks"].keys() == r1["masks"].keys()
     assert all(torch.equal(r0["masks"][n], r1["masks"][n]) for n in r0["masks"])
     for name, (w0, b0) in r0["bns"].items():
