@@ -77,3 +77,29 @@ def run_two_ranks(worker, out: Path) -> tuple:
         port = s.getsockname()[1]
     mp.spawn(worker, args=(2, port, str(out)), nprocs=2, join=True)
     return tuple(torch.load(Path(out) / f"rank{r}.pt") for r in (0, 1))
+
+
+def in_ddp_worker_state(callback, data: Path, folder: Path, event: str) -> tuple:
+    """What a DDP worker gets: `callback` attached to a model, the trainer written to ultralytics' DDP state file
+    (cloudpickled, as generate_ddp_file does) and read back. Returns (the objects of callback's class registered
+    for `event`, the whole state)."""
+    import os
+
+    from ultralytics.utils.dist import generate_ddp_file
+    from ultralytics.utils.patches import torch_load
+
+    from slim.ultra import TRAINERS
+
+    model = YOLO("yolov8n.yaml")
+    callback.attach(model)
+    trainer = TRAINERS["detect"](overrides={"model": "yolov8n.yaml", "data": str(data), "project": str(folder)},
+                                 _callbacks=model.callbacks)
+    trainer.model = model.model
+    script = generate_ddp_file(trainer)
+    try:
+        state = torch_load(script.replace(".py", ".pt"), map_location="cpu")
+    finally:
+        for suffix in (".py", ".pt"):
+            os.unlink(script.replace(".py", suffix))
+    found = [getattr(f, "__self__", None) for f in state["callbacks"][event]]
+    return [c for c in found if isinstance(c, type(callback))], state

@@ -10,7 +10,7 @@ from ultralytics import YOLO
 
 from slim.groups import analyze, prunable_bns
 from slim.sparsity import gamma_stats, register_l1_hook, sr_at
-from tests.models import run_two_ranks
+from tests.models import in_ddp_worker_state, run_two_ranks
 
 SR = 1e-2
 
@@ -112,23 +112,10 @@ def test_ddp_ranks_apply_the_penalty_once_and_identically(tmp_path):
 
 def test_ddp_worker_state_carries_the_sparsity_settings(tmp_path, tiny_data):
     """ultralytics rebuilds the trainer in each DDP worker from a cloudpickled state file: sr must be in it."""
-    from ultralytics.utils.dist import generate_ddp_file
-    from ultralytics.utils.patches import torch_load
-
     from slim.ultra import TRAINERS, SparsityCallback
 
-    model = YOLO("yolov8n.yaml")
-    SparsityCallback(3e-3, "constant").attach(model)
-    trainer = TRAINERS["detect"](overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "project": str(tmp_path)}, _callbacks=model.callbacks)
-    trainer.model = model.model
-    script = generate_ddp_file(trainer)
-    try:
-        state = torch_load(script.replace(".py", ".pt"), map_location="cpu")
-    finally:
-        for suffix in (".py", ".pt"):
-            os.unlink(script.replace(".py", suffix))
-    callbacks = [getattr(f, "__self__", None) for f in state["callbacks"]["on_train_epoch_start"]]
-    found = [c for c in callbacks if isinstance(c, SparsityCallback)]
+    found, state = in_ddp_worker_state(SparsityCallback(3e-3, "constant"), tiny_data, tmp_path,
+                                       "on_train_epoch_start")
     assert found and found[0].sr == 3e-3 and found[0].schedule == "constant"
     assert state["trainer"] is TRAINERS["detect"]
     assert len(analyze(state["model"]).prunable) == 47  # the model (pruned or not) travels as an object

@@ -6,14 +6,13 @@ import os
 import pytest
 import torch
 from torch import nn
-from ultralytics import YOLO
 
 from slim import ultra
 from slim.groups import analyze
 from slim.plan import build_plan
 from slim.surgery import prune_model
 from slim.targeted import bind, prox_shrink_, register_prox_hook, select_removed, shrink_at, zero_selected_
-from tests.models import outputs, random_bn_model, run_two_ranks
+from tests.models import in_ddp_worker_state, outputs, random_bn_model, run_two_ranks
 
 BUDGET = {"target_gflops": 0.4, "imgsz": 64}
 AMOUNT = 0.05
@@ -158,24 +157,8 @@ def test_targeted_training_reaches_exact_zeros_and_the_prune_is_exact(tiny_data,
 
 def test_ddp_worker_state_carries_the_targeted_settings(tmp_path, tiny_data):
     """ultralytics rebuilds the trainer in each DDP worker from a cloudpickled state file: the budget must be in it."""
-    from ultralytics.utils.dist import generate_ddp_file
-    from ultralytics.utils.patches import torch_load
-
-    from slim.ultra import TRAINERS
-
-    model = YOLO("yolov8n.yaml")
-    ultra.TargetedSparsityCallback(0.3, BUDGET).attach(model)
-    trainer = TRAINERS["detect"](overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "project": str(tmp_path)},
-                                 _callbacks=model.callbacks)
-    trainer.model = model.model
-    script = generate_ddp_file(trainer)
-    try:
-        state = torch_load(script.replace(".py", ".pt"), map_location="cpu")
-    finally:
-        for suffix in (".py", ".pt"):
-            os.unlink(script.replace(".py", suffix))
-    found = [getattr(f, "__self__", None) for f in state["callbacks"]["on_train_epoch_end"]]
-    found = [c for c in found if isinstance(c, ultra.TargetedSparsityCallback)]
+    found, _ = in_ddp_worker_state(ultra.TargetedSparsityCallback(0.3, BUDGET), tiny_data, tmp_path,
+                                   "on_train_epoch_end")
     assert found and found[0].shrink == 0.3 and found[0].budget == BUDGET
 
 
