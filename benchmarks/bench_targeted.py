@@ -40,8 +40,14 @@ COLUMNS = [("arm", "arm", ""), ("optimizer", "optimizer, lr0", ""),
            ("train_s", "train s", "d")]
 
 
-def run(cfg: Config, command: str, weights: str | None = None) -> Path:
-    """Train the baseline when it is missing (or start from `weights`), then both methods; write the results."""
+def run(cfg: Config, command: str, weights: str | None = None, arms: list[str] | None = None) -> Path:
+    """Train the baseline when it is missing (or start from `weights`), then the arms (by suffix: l1, targeted,
+    targeted-sgd; default all); write the results."""
+    suffixes = {suffix: arm for arm, (suffix, _) in ARMS.items()}
+    unknown = sorted(set(arms or ()) - set(suffixes))
+    if unknown:
+        raise UsageError(f"unknown arm {', '.join(unknown)}: pick from {', '.join(suffixes)}")
+    arms = [arm for suffix, arm in suffixes.items() if arms is None or suffix in arms]
     if cfg.prune.target_gflops is None:
         raise UsageError("set prune.target_gflops: both methods are pruned to that fraction of the GFLOPs")
     baseline = Path(weights) if weights else stages.output_of(cfg, "train")
@@ -52,7 +58,7 @@ def run(cfg: Config, command: str, weights: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [{"arm": "baseline (dense, before the epochs)", "sparse_mAP50_95": _map(cfg, baseline, folder)},
             _dense(cfg, baseline, folder)]
-    rows += [_arm(cfg, arm, baseline, folder) for arm in ARMS]
+    rows += [_arm(cfg, arm, baseline, folder) for arm in arms]
     for row in rows[2:]:
         row["of_dense"] = row["pruned_mAP50_95"] / rows[1]["sparse_mAP50_95"]
     result = {"command": command, "date": datetime.now().isoformat(timespec="seconds"),
