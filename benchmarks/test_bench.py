@@ -163,3 +163,34 @@ def test_cached_run_is_reused_for_the_same_tensors_and_settings_and_made_again_o
     cached.make_once(tmp_path / "run", cached.made_from(changed, {"epochs": 3}), make, exist_ok=True)
     assert len(made) == 4  # other tensors, then exist_ok
     assert "sha256" in cached.made_from(changed, {})["input"] and "input" not in cached.made_from("yolov8s.yaml", {})
+
+
+def test_plot_targeted_reads_every_seed_and_the_controls(tmp_path):
+    from benchmarks import plot_targeted
+
+    def put(run, m, gflops=None):
+        (tmp_path / run / "val").mkdir(parents=True)
+        (tmp_path / run / "val" / ("dense.json" if gflops is None else "finetuned.json")).write_text(
+            json.dumps({"mAP50_95": m}))
+        if gflops is not None:
+            (tmp_path / run / "prune").mkdir()
+            sizes = {"before": {"gflops": 0.4}, "after": {"gflops": 0.4 * gflops}}
+            (tmp_path / run / "prune" / "pruned.plan.json").write_text(json.dumps({"sizes": sizes}))
+
+    put("a-dense-18", 0.8)
+    put("b-dense-18", 0.6)
+    put("a-l1-ft-0.4", 0.7, 0.39)
+    put("b-l1-ft-0.4", 0.5, 0.4)
+    put("a-targeted-0.4", 0.63, 0.4)  # seed b has no targeted run: its mean is seed a's alone
+    put("a-nosparse-0.4", 0.35, 0.38)
+    put("b-nosparse-0.4", 0.0, 0.4)  # a control from another seed is not read
+    data = plot_targeted.collect(tmp_path, ["a", "b"], ["0.4"], 18)
+    assert data["dense"] == [0.8, 0.6]
+    assert [p["gflops"] for p in data["points"]["l1", "0.4"]] == pytest.approx([0.39, 0.4])
+    text = plot_targeted.table(data)
+    assert "| l1 | 0.600 (85.7%; n=2) |" in text
+    assert "| targeted | 0.630 (90.0%; n=1) |" in text
+    assert "| no sparsity (pruned from the baseline) | 0.350 (50.0%; n=1) |" in text
+    assert "| Torch-Pruning GReg | - |" in text
+    out = plot_targeted.plot(data, tmp_path / "plot.png", "t")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
