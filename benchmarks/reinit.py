@@ -15,10 +15,15 @@ from slim import ultra
 
 
 def reinitialize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every layer's own default initialisation, then the Detect head's prior biases, as a fresh ultralytics model."""
+    """Every layer's own default initialisation, then the Detect head's prior biases, as a fresh ultralytics model.
+
+    The DFL's conv is not a learned layer: its fixed weights (0, 1, ..., reg_max - 1) decode the box distribution,
+    and randomising them leaves a model whose loss falls while every box it predicts is wrong.
+    """
     torch.manual_seed(seed)
+    fixed = {id(m) for dfl in model.modules() if type(dfl).__name__ == "DFL" for m in dfl.modules()}
     for module in model.modules():
-        if hasattr(module, "reset_parameters") and module is not model:
+        if hasattr(module, "reset_parameters") and module is not model and id(module) not in fixed:
             module.reset_parameters()  # conv: kaiming uniform; BN: gamma 1, beta 0, running stats reset
     model.model[-1].bias_init()  # the class/box priors ultralytics sets on a model built from yaml (needs strides)
     return model
