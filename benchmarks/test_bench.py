@@ -194,3 +194,18 @@ def test_plot_targeted_reads_every_seed_and_the_controls(tmp_path):
     assert "| Torch-Pruning GReg | - |" in text
     out = plot_targeted.plot(data, tmp_path / "plot.png", "t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reinit_randomises_every_learned_layer_and_keeps_the_dfl():
+    from benchmarks.reinit import reinitialize_
+
+    model = YOLO("yolov8n.yaml").model
+    for bn in prunable_bns(model):
+        torch.nn.init.constant_(bn.weight, 0.3)
+    conv = model.model[2].cv1.conv.weight.clone()
+    dfl = model.model[-1].dfl.conv.weight.clone()
+    reinitialize_(model)
+    assert not torch.equal(model.model[2].cv1.conv.weight, conv)
+    assert all(bool((bn.weight == 1).all()) for bn in prunable_bns(model))
+    assert torch.equal(model.model[-1].dfl.conv.weight, dfl)  # 0..15: the box decoding, not a learned layer
+    assert model.model[-1].cv3[0][2].bias[0] < -5  # the class prior ultralytics sets on a fresh model
