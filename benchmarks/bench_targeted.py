@@ -41,12 +41,13 @@ COLUMNS = [("arm", "arm", ""), ("optimizer", "optimizer, lr0", ""),
 
 
 def run(cfg: Config, command: str, weights: str | None = None, arms: list[str] | None = None) -> Path:
-    """Train the baseline when it is missing (or start from `weights`), then the arms (by suffix: l1, targeted,
-    targeted-sgd; default all); write the results."""
+    """Train the baseline when it is missing (or start from `weights`), then the arms (by suffix: dense, l1,
+    targeted, targeted-sgd; default all; without dense, no pruned / dense column); write the results."""
     suffixes = {suffix: arm for arm, (suffix, _) in ARMS.items()}
-    unknown = sorted(set(arms or ()) - set(suffixes))
+    unknown = sorted(set(arms or ()) - set(suffixes) - {"dense"})
     if unknown:
-        raise UsageError(f"unknown arm {', '.join(unknown)}: pick from {', '.join(suffixes)}")
+        raise UsageError(f"unknown arm {', '.join(unknown)}: pick from dense, {', '.join(suffixes)}")
+    dense = arms is None or "dense" in arms
     arms = [arm for suffix, arm in suffixes.items() if arms is None or suffix in arms]
     if cfg.prune.target_gflops is None:
         raise UsageError("set prune.target_gflops: both methods are pruned to that fraction of the GFLOPs")
@@ -56,11 +57,13 @@ def run(cfg: Config, command: str, weights: str | None = None, arms: list[str] |
         stages.train(cfg, exist_ok=True)
     folder = cfg.stage_dir("bench_targeted")
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"arm": "baseline (dense, before the epochs)", "sparse_mAP50_95": _map(cfg, baseline, folder)},
-            _dense(cfg, baseline, folder)]
+    rows = [{"arm": "baseline (dense, before the epochs)", "sparse_mAP50_95": _map(cfg, baseline, folder)}]
+    control = _dense(cfg, baseline, folder) if dense else None
+    rows += [control] if control else []
     rows += [_arm(cfg, arm, baseline, folder) for arm in arms]
-    for row in rows[2:]:
-        row["of_dense"] = row["pruned_mAP50_95"] / rows[1]["sparse_mAP50_95"]
+    for row in rows[2 if control else 1:]:
+        if control:
+            row["of_dense"] = row["pruned_mAP50_95"] / control["sparse_mAP50_95"]
     result = {"command": command, "date": datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s)",
               "data": cfg.data, "imgsz": cfg.imgsz, "epochs": cfg.sparsity.args.get("epochs"),

@@ -1,5 +1,5 @@
 """Targeted vs L1 sparsity: python -m benchmarks.run_targeted [--config C] [--weights BASELINE] [--target-gflops F]
-    [--arms l1,targeted,targeted-sgd]
+    [--arms dense,l1,targeted,targeted-sgd]
 
 Both methods from the same dense baseline for the same sparsity epochs, pruned at the same GFLOPs fraction (0.4
 unless given): mAP50-95 of the sparse and of the pruned model, the fraction of removed gammas exactly zero.
@@ -21,7 +21,7 @@ def main(argv):
     p = parser("python -m benchmarks.run_targeted", __doc__, exist_ok=False)
     p.add_argument("--weights", help="the dense baseline (default: the train stage's output, trained when missing)")
     p.add_argument("--target-gflops", default="0.4", help="the budget both are pruned to (default: %(default)s)")
-    p.add_argument("--arms", default="l1,targeted,targeted-sgd",
+    p.add_argument("--arms", default="dense,l1,targeted,targeted-sgd",
                    help="the arms to train, by experiment suffix (default: %(default)s)")
     args = p.parse_args(argv)
     cfg = load(args, None, {"prune.target_gflops": args.target_gflops})
