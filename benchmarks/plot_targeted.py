@@ -32,13 +32,14 @@ def _json(path: Path) -> dict | None:
 
 
 def _point(runs: Path, run: str) -> dict | None:
-    """The finetuned mAP50-95 and the GFLOPs fraction its prune reached (the prune's own plan sizes)."""
+    """The finetuned mAP50-95 and the GFLOPs fraction its prune reached (the planner's, else the rounded sizes)."""
     val = _json(runs / run / "val" / "finetuned.json")
     plan = _json(runs / run / "prune" / "pruned.plan.json")
     if not val or not plan:
         return None
     sizes = plan["sizes"]
-    return {"mAP50_95": val["mAP50_95"], "gflops": sizes["after"]["gflops"] / sizes["before"]["gflops"]}
+    fraction = plan.get("plan", {}).get("gflops_fraction") or sizes["after"]["gflops"] / sizes["before"]["gflops"]
+    return {"mAP50_95": val["mAP50_95"], "gflops": fraction}
 
 
 def _before_finetune(runs: Path, name: str, budget: str) -> dict:
