@@ -4,8 +4,8 @@
         --dense-epochs 18 --out assets/converged_targeted.png
 
 Reads what run_targeted, targeted_finetuned.sh, targeted_controls.sh and run_greg left in runs/ (one name per seed,
-the first is seed 0; the controls are read for the first name only) and prints the markdown table BENCHMARKS.md
-quotes. Nothing is trained here.
+the first is seed 0; an arm not run for a seed is left out of its mean, and n says how many seeds it has) and prints
+the markdown table BENCHMARKS.md quotes. Nothing is trained here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ARMS = {  # label -> (run folder suffix, marker, colour); {b} is the budget
     "targeted, lr0 x lrf": ("gentle-{b}", "D", "C4"),
     "pruned architecture, random init": ("scratch-{b}", "x", "C5"),
 }
-SEEDED = ("l1", "targeted")  # the arms measured on every seed; the others on the first name only
+SEEDED = ("l1", "targeted")  # the arms run_targeted measures right after the cut too
 
 
 def _json(path: Path) -> dict | None:
@@ -64,8 +64,7 @@ def collect(runs: Path, names: list[str], budgets: list[str], dense_epochs: int)
     points = {}
     for arm, (suffix, _, _) in ARMS.items():
         for b in budgets:
-            seeds = names if arm in SEEDED else names[:1]
-            points[arm, b] = [p for n in seeds if (p := _point(runs, f"{n}-{suffix.format(b=b)}"))]
+            points[arm, b] = [p for n in names if (p := _point(runs, f"{n}-{suffix.format(b=b)}"))]
     for b in budgets:
         points["Torch-Pruning GReg", b] = [p for p in [_greg(runs, names[0], b)] if p]
     before = {(arm, b): [v for n in names if (v := _before_finetune(runs, n, b).get(arm)) is not None]

@@ -183,14 +183,14 @@ def test_plot_targeted_reads_every_seed_and_the_controls(tmp_path):
     put("b-l1-ft-0.4", 0.5, 0.4)
     put("a-targeted-0.4", 0.63, 0.4)  # seed b has no targeted run: its mean is seed a's alone
     put("a-nosparse-0.4", 0.35, 0.38)
-    put("b-nosparse-0.4", 0.0, 0.4)  # a control from another seed is not read
+    put("b-nosparse-0.4", 0.25, 0.4)
     data = plot_targeted.collect(tmp_path, ["a", "b"], ["0.4"], 18)
     assert data["dense"] == [0.8, 0.6]
     assert [p["gflops"] for p in data["points"]["l1", "0.4"]] == pytest.approx([0.39, 0.4])
     text = plot_targeted.table(data)
     assert "| l1 | 0.600 (85.7%; n=2) |" in text
     assert "| targeted | 0.630 (90.0%; n=1) |" in text
-    assert "| no sparsity (pruned from the baseline) | 0.350 (50.0%; n=1) |" in text
+    assert "| no sparsity (pruned from the baseline) | 0.300 (42.9%; n=2) |" in text
     assert "| Torch-Pruning GReg | - |" in text
     out = plot_targeted.plot(data, tmp_path / "plot.png", "t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
