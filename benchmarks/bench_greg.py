@@ -7,6 +7,7 @@ prune to the budget, then slim's own finetune and val stages. Benchmark only: to
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import time
@@ -37,11 +38,19 @@ LOG = logging.getLogger("slim")
 REG, DELTA_REG = 5e-4, 1.25e-3
 
 
+def ignored_layers(model: nn.Module, prune_head: bool = False) -> list:
+    """What Torch-Pruning must not prune: the whole Detect head, as its YOLOv8 example; with prune_head only the
+    head's output convs (the last of each box and class branch, and the DFL), so its hidden convs can be pruned."""
+    heads = [m for m in model.modules() if isinstance(m, Detect)]
+    if not prune_head:
+        return heads
+    return [layer for d in heads for layer in (*(branch[-1] for branch in (*d.cv2, *d.cv3)), d.dfl)]
+
+
 def greg_pruner(model: nn.Module, imgsz: int, ratio: float = 0.5, global_pruning: bool = False,
-                reg: float = REG, delta_reg: float = DELTA_REG):
+                reg: float = REG, delta_reg: float = DELTA_REG, prune_head: bool = False):
     """Torch-Pruning's GrowingRegPruner on `model` (C2f blocks split, split_c2f_), as its benchmarks build it: squared
-    L2 group importance (GroupMagnitudeImportance(p=2)), one prune step; the Detect head is ignored, as in its
-    YOLOv8 example."""
+    L2 group importance (GroupMagnitudeImportance(p=2)), one prune step; ignored layers as ignored_layers()."""
     tp = require_torch_pruning()
     for p in model.parameters():  # ultralytics loads frozen weights; TP would see no autograd graph, prune nothing
         p.requires_grad = True
@@ -56,14 +65,15 @@ def greg_pruner(model: nn.Module, imgsz: int, ratio: float = 0.5, global_pruning
         pruning_ratio=ratio,
         global_pruning=global_pruning,
         iterative_steps=1,
-        ignored_layers=[m for m in model.modules() if isinstance(m, Detect)],
+        ignored_layers=ignored_layers(model, prune_head),
     )
 
 
-def greg_prune_(model: nn.Module, ratio: float, imgsz: int, global_pruning: bool = False) -> nn.Module:
+def greg_prune_(model: nn.Module, ratio: float, imgsz: int, global_pruning: bool = False,
+                prune_head: bool = False) -> nn.Module:
     """One GReg prune step at `ratio` (of each group's channels, or of all with global_pruning), in place."""
     model.train()  # as bench_torch_pruning.tp_prune_
-    greg_pruner(model, imgsz, ratio, global_pruning).step()
+    greg_pruner(model, imgsz, ratio, global_pruning, prune_head=prune_head).step()
     return model.eval()
 
 
@@ -77,8 +87,8 @@ class GRegCallback:
     the live model at the first epoch, because its groups hold that model's layers.
     """
 
-    def __init__(self, imgsz: int, reg: float = REG, delta_reg: float = DELTA_REG):
-        self.imgsz, self.reg, self.delta_reg = imgsz, reg, delta_reg
+    def __init__(self, imgsz: int, reg: float = REG, delta_reg: float = DELTA_REG, prune_head: bool = False):
+        self.imgsz, self.reg, self.delta_reg, self.prune_head = imgsz, reg, delta_reg, prune_head
         self.pruner = None
         self.history = []  # one row per epoch: reg and |gamma| of the regularized BNs after it
         self._terms = []
@@ -87,7 +97,8 @@ class GRegCallback:
     def on_train_epoch_start(self, trainer) -> None:
         if self.pruner is None:
             model = getattr(trainer.model, "module", trainer.model)  # DDP wraps it; on one device it is the model
-            self.pruner = greg_pruner(model, self.imgsz, reg=self.reg, delta_reg=self.delta_reg)
+            self.pruner = greg_pruner(model, self.imgsz, reg=self.reg, delta_reg=self.delta_reg,
+                                      prune_head=self.prune_head)
             self._terms = penalty_terms(self.pruner)
         if self._hooked is not trainer.optimizer:  # first epoch, or ultralytics rebuilt the optimizer
             trainer.optimizer.register_step_pre_hook(lambda *_: add_penalty_grad_(self._terms))
@@ -158,7 +169,7 @@ def reg_stats(pruner) -> dict:
 
 # --- the arm ---------------------------------------------------------------------------------------------------
 def run(cfg: Config, command: str, baseline: Path, target: float, reg: float = REG, delta_reg: float = DELTA_REG,
-        global_pruning: bool = False) -> Path:
+        global_pruning: bool = False, prune_head: bool = False) -> Path:
     """GReg from `baseline` to at most `target` of its GFLOPs: regularize (cfg's sparsity epochs and batch, the
     baseline's own optimizer), prune, finetune and validate as slim's stages do; returns the results JSON.
 
@@ -168,12 +179,14 @@ def run(cfg: Config, command: str, baseline: Path, target: float, reg: float = R
     require_torch_pruning()  # fail before any training
     if not 0 < target < 1:
         raise UsageError(f"--target-gflops must be in (0, 1), got {target}")
+    check_reachable(baseline, target, cfg.imgsz, global_pruning, prune_head)
     folder = cfg.stage_dir("bench_greg")
     folder.mkdir(parents=True, exist_ok=True)
     clock = {"start": time.time()}
-    regularized, callback, args = regularize(cfg, baseline, folder, reg, delta_reg)
+    callback = GRegCallback(cfg.imgsz, reg, delta_reg, prune_head)
+    regularized, args = regularize(cfg, baseline, folder, callback)
     clock["regularized"] = time.time()
-    pruned, facts = prune(cfg, regularized, target, folder, global_pruning)
+    pruned, facts = prune(cfg, regularized, target, folder, global_pruning, prune_head)
     pruned_val = validate(cfg, pruned, "greg-pruned")
     clock["pruned"] = time.time()
     finetuned = stages.finetune(cfg, pruned, exist_ok=True)  # = python -m slim finetune --weights PRUNED
@@ -190,7 +203,8 @@ def run(cfg: Config, command: str, baseline: Path, target: float, reg: float = R
         "epochs": {"regularize": args["epochs"], "finetune": cfg.finetune.args["epochs"]},
         "settings": {"regularize": {k: v for k, v in args.items() if k not in ("data", "project", "name")},
                      "reg": reg, "delta_reg": delta_reg, "importance": "GroupMagnitudeImportance(p=2)",
-                     "global_pruning": global_pruning, "ignored": "Detect", "finetune": cfg.finetune.args},
+                     "global_pruning": global_pruning, "finetune": cfg.finetune.args,
+                     "ignored": "Detect's output convs and DFL" if prune_head else "the Detect head"},
         "reg_history": callback.history,
         "wall_s": {"regularize": round(clock["regularized"] - clock["start"]),
                    "prune_and_val": round(clock["pruned"] - clock["regularized"]),
@@ -200,12 +214,25 @@ def run(cfg: Config, command: str, baseline: Path, target: float, reg: float = R
     return write_json(folder / "results.json", result)
 
 
-def regularize(cfg: Config, baseline: Path, folder: Path, reg: float, delta_reg: float) -> tuple:
+def check_reachable(baseline: Path, target: float, imgsz: int, global_pruning: bool, prune_head: bool) -> None:
+    """Fail before training when no prune ratio reaches the budget (ignoring the whole head sets a floor: 0.19 of
+    yolov8n's GFLOPs per layer, 0.20 globally, on the converged demo model).
+
+    Raises:
+        SlimError: from ratio_for_gflops, naming the GFLOPs it cannot reach.
+    """
+    model = ultra.load_model(baseline)[0]
+    split_c2f_(model)
+    prune_ = functools.partial(greg_prune_, prune_head=prune_head)
+    ratio_for_gflops(model, target * gflops(model), imgsz, global_pruning, iters=0, prune_=prune_)
+
+
+def regularize(cfg: Config, baseline: Path, folder: Path, callback: GRegCallback) -> tuple:
     """The baseline with its C2f blocks split, trained with GReg for cfg's sparsity epochs and batch, with the
     baseline's own optimizer (GReg's penalty is an L2 on the gradients: no optimizer of its own).
 
     Returns:
-        (the run's last.pt, as the sparsity stage reads, the callback, the ultralytics arguments it trained with).
+        (the run's last.pt, as the sparsity stage reads, and the ultralytics arguments it trained with).
     """
     model, ckpt = ultra.load_model(baseline)
     split_c2f_(model)  # Torch-Pruning cannot prune stock C2f (bench_torch_pruning.WORKAROUNDS)
@@ -213,12 +240,12 @@ def regularize(cfg: Config, baseline: Path, folder: Path, reg: float, delta_reg:
                                   {"bench": "greg, C2f split", "source": str(baseline)})
     args = {**ultralytics_args(cfg, "sparsity"), **ultra.inherited_optimizer(baseline),
             "data": stages.resolve_data(cfg), "project": str(folder.resolve()), "name": "regularize"}
-    callback = GRegCallback(cfg.imgsz, reg, delta_reg)
     ultra.train(split, args, keep_architecture=True, sparsity=callback)
-    return folder / "regularize" / "weights" / "last.pt", callback, args
+    return folder / "regularize" / "weights" / "last.pt", args
 
 
-def prune(cfg: Config, regularized: Path, target: float, folder: Path, global_pruning: bool) -> tuple:
+def prune(cfg: Config, regularized: Path, target: float, folder: Path, global_pruning: bool,
+          prune_head: bool) -> tuple:
     """GReg's one-step prune of the regularized model to at most `target` of its GFLOPs (ultralytics' counter at
     640 px, as bench_torch_pruning); per-layer C2f halves are merged back to stock C2f, so slim's stages load it.
 
@@ -227,8 +254,9 @@ def prune(cfg: Config, regularized: Path, target: float, folder: Path, global_pr
     """
     model, ckpt = ultra.load_model(regularized)
     start = gflops(model)
-    ratio = ratio_for_gflops(model, target * start, cfg.imgsz, global_pruning, prune_=greg_prune_)
-    greg_prune_(model, ratio, cfg.imgsz, global_pruning)
+    prune_ = functools.partial(greg_prune_, prune_head=prune_head)
+    ratio = ratio_for_gflops(model, target * start, cfg.imgsz, global_pruning, prune_=prune_)
+    prune_(model, ratio, cfg.imgsz, global_pruning)
     if not global_pruning:  # global ranking leaves C2f halves unequal: no stock C2f holds that
         merge_c2f_(model)
     pruned = ultra.save_checkpoint(model, folder / "pruned.pt", ckpt.get("train_args", {}),

@@ -1,5 +1,5 @@
 """Torch-Pruning's GReg as a peer arm: python -m benchmarks.run_greg [--config C] --weights BASELINE
-    [--target-gflops 0.4] [--reg R] [--delta-reg D] [--global] [name=...] [key=value ...]
+    [--target-gflops 0.4] [--reg R] [--delta-reg D] [--global] [--prune-head] [name=...] [key=value ...]
 
 Regularize with GReg (the config's sparsity epochs and batch, the baseline's own optimizer), prune to the GFLOPs
 budget with Torch-Pruning, finetune and validate with slim's stages. Writes <project>/<name>/bench_greg/results.json;
@@ -27,6 +27,8 @@ def main(argv):
                    help="GReg's reg growth per epoch (default: %(default)s)")
     p.add_argument("--global", dest="global_pruning", action="store_true",
                    help="rank all channels together (default: per layer, as Torch-Pruning's YOLOv8 example)")
+    p.add_argument("--prune-head", action="store_true",
+                   help="prune the Detect head's hidden convs too (default: the whole head ignored, as that example)")
     args = p.parse_args(argv)
     named = any(o.startswith("name=") for o in args.overrides)
     cfg = load(args, None, {})
@@ -34,7 +36,7 @@ def main(argv):
         cfg = load(args, None, {"name": f"{cfg.name}-greg-{args.target_gflops:g}"})
     command = " ".join(["python -m benchmarks.run_greg", *sys.argv[1:]])
     out = bench_greg.run(cfg, command, Path(args.weights), args.target_gflops, args.reg, args.delta_reg,
-                         args.global_pruning)
+                         args.global_pruning, args.prune_head)
     print(f"bench_greg: {out}")
 
 

@@ -92,3 +92,14 @@ def test_greg_prune_removes_channels():
     before = gflops(model)
     greg_prune_(model.requires_grad_(False), 0.3, IMGSZ)  # frozen, as ultralytics loads checkpoints
     assert gflops(model) < 0.75 * before
+
+
+def test_prune_head_prunes_the_hidden_head_convs_and_keeps_its_outputs():
+    model = random_bn_model("yolov8n.yaml")
+    split_c2f_(model)
+    head = model.model[-1]
+    outputs = [branch[-1].out_channels for branch in (*head.cv2, *head.cv3)]
+    hidden = sum(branch[0].conv.out_channels for branch in (*head.cv2, *head.cv3))
+    greg_prune_(model.requires_grad_(False), 0.5, IMGSZ, prune_head=True)
+    assert [branch[-1].out_channels for branch in (*head.cv2, *head.cv3)] == outputs  # boxes and classes intact
+    assert sum(branch[0].conv.out_channels for branch in (*head.cv2, *head.cv3)) < 0.6 * hidden
