@@ -201,14 +201,18 @@ def gflops(model: nn.Module) -> float:
     return ultra.model_size(model, FLOPS_IMGSZ)["gflops"]
 
 
-def ratio_for_gflops(model: nn.Module, target: float, imgsz: int, global_pruning: bool = False, iters: int = 10):
+def ratio_for_gflops(model: nn.Module, target: float, imgsz: int, global_pruning: bool = False, iters: int = 10,
+                     prune_=tp_prune_):
     """The smallest one-step ratio whose pruned copy has at most `target` GFLOPs (at FLOPS_IMGSZ), by bisection.
+
+    Args:
+        prune_: the prune step, prune_(model, ratio, imgsz, global_pruning) in place (default: network slimming's).
 
     Raises:
         SlimError: even a 0.95 ratio stays above the target (the ignored Detect head sets a floor).
     """
     def pruned_gflops(r: float) -> float:
-        return gflops(tp_prune_(copy.deepcopy(model), r, imgsz, global_pruning))
+        return gflops(prune_(copy.deepcopy(model), r, imgsz, global_pruning))
 
     lo, hi = 0.0, 0.95
     if pruned_gflops(hi) > target:
