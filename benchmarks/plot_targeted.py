@@ -24,6 +24,8 @@ ARMS = {  # label -> (run folder suffix, marker, colour); {b} is the budget
     "targeted, lr0 x lrf": ("gentle-{b}", "D", "C4"),
     "pruned architecture, random init": ("scratch-{b}", "x", "C5"),
 }
+UNJOINED = {"pruned architecture, random init"}  # the baseline's whole recipe, not the arms' epochs: points only
+GREG = "Torch-Pruning GReg"
 SEEDED = ("l1", "targeted")  # the arms run_targeted measures right after the cut too
 
 
@@ -66,7 +68,7 @@ def collect(runs: Path, names: list[str], budgets: list[str], dense_epochs: int)
         for b in budgets:
             points[arm, b] = [p for n in names if (p := _point(runs, f"{n}-{suffix.format(b=b)}"))]
     for b in budgets:
-        points["Torch-Pruning GReg", b] = [p for p in [_greg(runs, names[0], b)] if p]
+        points[GREG, b] = [p for n in names if (p := _greg(runs, n, b))]
     before = {(arm, b): [v for n in names if (v := _before_finetune(runs, n, b).get(arm)) is not None]
               for arm in SEEDED for b in budgets}
     return {"dense": [d["mAP50_95"] for d in dense if d], "baseline": baseline[:1], "points": points,
@@ -77,7 +79,7 @@ def table(data: dict) -> str:
     control = statistics.mean(data["dense"])
     head = "| arm (finetuned; seeds) | " + " | ".join(f"<= {float(b):.0%} of the GFLOPs" for b in data["budgets"])
     lines = [head + " |", "|---|" + "---:|" * len(data["budgets"])]
-    for arm in [*ARMS, "Torch-Pruning GReg"]:
+    for arm in [*ARMS, GREG]:
         cells = []
         for b in data["budgets"]:
             ps = data["points"].get((arm, b), [])
@@ -94,7 +96,7 @@ def plot(data: dict, out: Path, title: str) -> Path:
     ax = fig.add_subplot()
     for arm, (_, marker, colour) in ARMS.items():
         _series(ax, data, arm, marker, colour, arm)
-    _series(ax, data, "Torch-Pruning GReg", "^", "C1", "Torch-Pruning GReg")
+    _series(ax, data, GREG, "^", "C1", GREG)
     for arm in SEEDED:
         marker, colour = ARMS[arm][1:]
         xs = [float(b) for b in data["budgets"] for _ in data["before"][arm, b]]
@@ -120,7 +122,9 @@ def _series(ax, data: dict, arm: str, marker: str, colour: str, label: str) -> N
                alpha=0.6)
     means = [(statistics.mean(p["gflops"] for c, p in pts if c == b), statistics.mean(p["mAP50_95"] for c, p in pts
              if c == b)) for b in data["budgets"] if any(c == b for c, _ in pts)]
-    ax.plot(*zip(*means), "-", marker=marker, color=colour, label=f"{label}, finetuned")
+    style = "none" if arm in UNJOINED else "-"
+    suffix = ", baseline's recipe" if arm in UNJOINED else ", finetuned"
+    ax.plot(*zip(*means), linestyle=style, marker=marker, color=colour, label=label + suffix)
 
 
 def _all_maps(data: dict) -> list[float]:
