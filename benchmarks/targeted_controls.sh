@@ -6,7 +6,10 @@
 #   gentle:   targeted sparsity with AdamW at the baseline's final learning rate (lr0 * lrf) instead of its lr0 (a
 #             warm restart), then the same finetune: what the restart costs;
 #   scratch:  the pruned architecture with random weights, trained with the baseline's own recipe (SCRATCH, the
-#             train section's settings as finetune.* overrides): what the architecture reaches at all.
+#             train section's settings as finetune.* overrides): what the architecture reaches at all;
+#   l1arch:   the baseline cut to the channels l1's prune kept at the budget (benchmarks/transplant.py; needs
+#             benchmarks/targeted_finetuned.sh's runs/<name>-l1-ft-<budget> first), finetuned like nosparse: what
+#             l1's choice of architecture is worth without its sparsity epochs.
 #   bash benchmarks/targeted_controls.sh configs/converged.yaml converged 8 10 0.4 0.25 0.15
 # ARMS="nosparse gentle scratch" (default) picks arms; SCRATCH_BUDGETS (default: all) the budgets scratch trains.
 # Prints one JSON line per arm and budget.
@@ -18,7 +21,7 @@ for arg in "$@"; do [[ $arg == *=* ]] && extra+=("$arg") || budgets+=("$arg"); d
 slim="python -m slim"
 runs=runs
 baseline=${BASELINE:-$runs/$name/train/weights/best.pt}
-arms=${ARMS:-nosparse gentle scratch}
+arms=${ARMS:-nosparse gentle scratch}  # l1arch on request
 scratch_budgets=${SCRATCH_BUDGETS:-${budgets[*]}}
 gentle_lr=${GENTLE_LR:-0.0003}
 scratch=${SCRATCH:-finetune.epochs=60 finetune.lr0=0.003 finetune.lrf=0.1 finetune.close_mosaic=6}
@@ -54,12 +57,19 @@ for budget in "${budgets[@]}"; do
     [ -f $runs/$run/random.pt ] || python -m benchmarks.reinit $runs/$run/prune/pruned.pt $runs/$run/random.pt
     finetuned $run $runs/$run/random.pt $scratch
   fi
+  if [[ " $arms " == *" l1arch "* ]]; then
+    run=$name-l1arch-$budget
+    mkdir -p $runs/$run
+    [ -f $runs/$run/cut.pt ] || python -m benchmarks.transplant $runs/$name-l1-ft-$budget/prune/pruned.pt $baseline \
+      $runs/$run/cut.pt
+    finetuned $run $runs/$run/cut.pt finetune.epochs=$((sparsity_epochs + finetune_epochs))
+  fi
 done
 python - "$name" "${budgets[@]}" <<'PY'
 import json, pathlib, sys
 name, budgets = sys.argv[1], sys.argv[2:]
 for b in budgets:
-    for arm in ("nosparse", "gentle", "scratch"):
+    for arm in ("nosparse", "gentle", "scratch", "l1arch"):
         path = pathlib.Path(f"runs/{name}-{arm}-{b}/val/finetuned.json")
         if path.exists():
             v = json.loads(path.read_text())
