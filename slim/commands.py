@@ -134,15 +134,20 @@ def prune(argv: list) -> None:
     p.add_argument("--threshold", help="instead of a ratio: remove channels whose |gamma| is below this")
     p.add_argument("--target-gflops", help="instead of a ratio: prune to at most this fraction of the model's GFLOPs, "
                                            "in (0, 1)")
+    p.add_argument("--weights-from", help="copy the kept weights from this checkpoint, the one sparsity training "
+                                          "started from: the sparse model only chooses the channels")
     p.add_argument("--out", help="where to write the pruned checkpoint (default: runs/<name>/prune/pruned.pt)")
     args = p.parse_args(argv)
     from slim import pruning
     from slim.report import prune_table
 
     cfg = load(args, "prune", {"prune.ratio": args.prune_ratio, "prune.threshold": args.threshold,
-                               "prune.target_gflops": args.target_gflops}, args.weights)
+                               "prune.target_gflops": args.target_gflops, "prune.weights_from": args.weights_from},
+               args.weights)
     out, plan, sizes = pruning.prune(cfg, args.weights, args.out, exist_ok=args.exist_ok)
     print(prune_table(plan, sizes))
+    if cfg.prune.weights_from:
+        print(f"weights from {cfg.prune.weights_from}; channels chosen by {args.weights or 'the sparse model'}")
     print(f"prune: {out}")
 
 

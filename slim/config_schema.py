@@ -80,6 +80,7 @@ class PruneConfig:
     min_fraction: float = 0.05
     round_to: int = 1
     fold_beta: bool = True
+    weights_from: str | None = None
 
     def problems(self) -> list:
         """Values of the right type that still cannot be right, as messages; empty when all are fine."""

@@ -20,7 +20,7 @@ from slim.io import write_json
 from slim.plan import PruningPlan, build_plan
 from slim.sparsity import SMALL_GAMMA, gamma_stats
 from slim.stage_table import STAGES
-from slim.stages import input_for, stage_run
+from slim.stages import finished_output, input_for, stage_run
 from slim.surgery import prune_model
 
 
@@ -36,7 +36,8 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     if out is None:
         lock.check_free(cfg.stage_dir("prune"))
     source = input_for(cfg, "prune", weights)
-    target = _checked_out(Path(out), source, exist_ok) if out is not None else None
+    inputs = [source] + ([Path(cfg.prune.weights_from)] if cfg.prune.weights_from not in (None, "train") else [])
+    target = _checked_out(Path(out), inputs, exist_ok) if out is not None else None
     pruned = prune_checkpoint(cfg, source)
     if target is None:
         with stage_run(cfg, "prune", source, exist_ok) as folder:
@@ -46,10 +47,11 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     return target, pruned.plan, pruned.sizes
 
 
-def _checked_out(target: Path, source: Path, exist_ok: bool) -> Path:
-    """prune --out: a file that is neither the input nor a folder, and replaced only with exist_ok."""
-    if target.resolve() == source.resolve():
-        raise UsageError(f"--out {target} is the input checkpoint; slim never overwrites its input: pass another --out")
+def _checked_out(target: Path, inputs: list, exist_ok: bool) -> Path:
+    """prune --out: a file that is neither an input (--weights, prune.weights_from) nor a folder, and replaced only
+    with exist_ok."""
+    if any(target.resolve() == source.resolve() for source in inputs):
+        raise UsageError(f"--out {target} is an input checkpoint; slim never overwrites its input: pass another --out")
     if target.is_dir() or str(target).endswith(("/", os.sep)):
         raise UsageError(f"--out {target} is a folder; pass a file path for the pruned checkpoint, e.g. "
                          f"{target / 'pruned.pt'}")
@@ -77,20 +79,57 @@ class PrunedCheckpoint:
 
 def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
     """Prune the checkpoint `source` with cfg.prune, sized at cfg.imgsz; nothing is written."""
+    p = cfg.prune
+    dense = _dense_path(cfg) if p.weights_from else None
     model, ckpt = ultra.load_model(source)
     graph = analyze(model)
     _warn_if_not_sparse(_ranked_bns(model, graph, source))
-    p = cfg.prune
     plan = build_plan(model, graph, p.ratio, p.threshold, p.min_channels, p.min_fraction, p.round_to,
                       p.target_gflops, cfg.imgsz)
     if plan.floored:
         shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
         warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "
                       f"min_fraction {p.min_fraction}) so that none is emptied: {shown}")
+    if dense:
+        model, ckpt = _dense_model(dense, model, source)
+        graph = analyze(model)
     pruned = prune_model(model, plan, fold_beta=p.fold_beta, graph=graph)
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
+    if dense:
+        meta["weights_from"] = str(dense)
     return PrunedCheckpoint(pruned, ckpt.get("train_args", {}), meta, plan, sizes)
+
+
+def _dense_path(cfg: Config) -> Path:
+    """prune.weights_from as a file: "train" is the train stage's output; checked before any work."""
+    if cfg.prune.weights_from == "train":
+        return finished_output(cfg, "train")
+    path = Path(cfg.prune.weights_from)
+    if not path.is_file():
+        raise SlimError(f"prune.weights_from: '{path}' does not exist: pass the checkpoint sparsity training started "
+                        "from (or \"train\", the train stage's output)")
+    return path
+
+
+def _dense_model(path: Path, sparse: nn.Module, source: Path) -> tuple:
+    """prune.weights_from: the model sparsity training started from, checked to have `sparse`'s every layer.
+
+    The sparse model only chooses the channels; the kept weights come from here, before sparsity training pulled
+    them (BENCHMARKS.md, "hard": l1's channels with the dense weights finetune to the dense control at 40%).
+    """
+    try:
+        model, ckpt = ultra.load_model(path)
+    except SlimError as e:
+        raise SlimError(f"prune.weights_from: {e}") from e
+    want = {k: tuple(v.shape) for k, v in sparse.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if have != want:
+        diff = next((k for k in want if have.get(k) != want[k]), None) or next(k for k in have if k not in want)
+        raise SlimError(f"prune.weights_from '{path}' is not the model '{source}' was trained from: {diff} is "
+                        f"{have.get(diff, 'missing')} there, {want.get(diff, 'missing')} in the sparse model; pass "
+                        "the checkpoint sparsity training started from")
+    return model, ckpt
 
 
 def _ranked_bns(model: nn.Module, graph, source: Path) -> list:

@@ -203,6 +203,11 @@ CASES = {
     "missing weights, val": ("val.py", "--weights", "nope/missing.pt", 1, "does not exist"),
     "random bytes, export": ("export.py", "--weights", "random.pt", 1, "not a readable PyTorch checkpoint"),
     "state_dict, val": ("val.py", "--weights", "state_dict.pt", 1, "plain state_dict"),
+    "weights_from missing": (*PRUNE, "--weights", "sparse.pt", "--weights-from", "nope/missing.pt", 1,
+                             "prune.weights_from", "does not exist"),
+    "weights_from another model": (*PRUNE, "--weights", "sparse.pt", "--weights-from", "fused.pt", 1,
+                                   "'fused.pt' is not the model 'sparse.pt' was trained from", "missing there",
+                                   "sparsity training started from"),
     # numbers
     "ratio 0": (*PRUNE, "--weights", "yolo.pt", "--prune-ratio", "0", 2, "prune.ratio", "(0, 1)", "got 0.0"),
     "ratio 1": (*PRUNE, "--weights", "yolo.pt", "--prune-ratio", "1", 2, "prune.ratio", "(0, 1)", "got 1.0"),
@@ -255,6 +260,8 @@ CASES = {
     # nothing lost
     "--out is the input": ("prune.py", "--weights", "yolo.pt", "--out", "./layers/../yolo.pt", 2,
                            "never overwrites its input"),
+    "--out is weights_from": ("prune.py", "--weights", "sparse.pt", "--weights-from", "yolo.pt", "--out", "yolo.pt",
+                              "--exist-ok", 2, "is an input checkpoint", "never overwrites its input"),
     "--out exists": ("prune.py", "--weights", "yolo.pt", "--out", "text.pt", 2, "already exists", "--exist-ok"),
     "--out is a folder": ("prune.py", "--weights", "yolo.pt", "--out", "layers", "--exist-ok", 2, "is a folder",
                           "layers/pruned.pt"),

@@ -80,6 +80,26 @@ def test_cli_prune_equals_silenced_input_in_a_fresh_process(tmp_path):
 
 
 @pytest.mark.slow
+def test_cli_prune_weights_from_cuts_the_dense_model_to_the_sparse_models_channels(tmp_path):
+    """--weights-from: the sparse model's gammas choose, the dense model's weights are kept; the pruned file ==
+    the dense model with the chosen channels zeroed, and the plan is the one the sparse model alone gives."""
+    sparse = _checkpoint(random_bn_model("yolov8n.yaml", seed=0), tmp_path / "sparse.pt")
+    dense = _checkpoint(random_bn_model("yolov8n.yaml", seed=1), tmp_path / "dense.pt")
+    before = _sha(dense)
+    (tmp_path / "alone").mkdir()
+    alone = _prune_and_run(tmp_path / "alone", sparse, "--prune-ratio", "0.5", "prune.fold_beta=false")[1]
+    got, plan, image = _prune_and_run(tmp_path, sparse, "--prune-ratio", "0.5", "prune.fold_beta=false",
+                                      "--weights-from", str(dense))
+    assert _sha(dense) == before
+    assert plan.keep == alone.keep and plan.removed_fraction > 0.4
+    assert torch.load(tmp_path / "pruned.pt", weights_only=False)["slim"]["weights_from"] == str(dense)
+    with torch.no_grad():
+        want = outputs(silence_(load_model(dense)[0], plan)(image))
+        _assert_close(got, want)
+        assert not torch.allclose(outputs(silence_(load_model(sparse)[0], plan)(image))[0], want[0])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("yaml", ["yolov8n-seg.yaml", "yolo11n.yaml"])
 def test_cli_prune_with_default_folding_is_lossless_on_dead_channels(tmp_path, yaml):
     """The default settings (beta folding on): channels with gamma = beta = 0 go, and the output does not move."""
