@@ -134,6 +134,22 @@ def test_every_stage_records_what_made_it(pipeline_run):
         assert records[stage]["input"]["sha256"] == hashlib.sha256(made_from.read_bytes()).hexdigest()
 
 
+def test_prune_weights_from_train_keeps_the_baselines_weights_in_the_sparse_models_channels(pipeline_run):
+    work, run = pipeline_run
+    out = work / "from_train.pt"
+    run_script("prune.py", "--config", str(ROOT / "configs/default.yaml"), f"project={work / 'runs'}", *TINY,
+               "prune.weights_from=train", "--out", str(out), cwd=work)
+    meta = torch.load(out, weights_only=False)["slim"]
+    assert meta["weights_from"] == str(run / "train/weights/best.pt")
+    assert meta["plan"]["keep"] == json.loads((run / "prune/pruned.plan.json").read_text())["plan"]["keep"]
+    keep = meta["plan"]["keep"]["model.0"]
+    pruned = torch.load(out, weights_only=False)["model"].model[0].conv.weight
+    for source, same in (("train/weights/best.pt", True), ("sparsity/weights/last.pt", False)):
+        ckpt = torch.load(run / source, weights_only=False)
+        weight = (ckpt["ema"] or ckpt["model"]).model[0].conv.weight[keep]
+        assert torch.equal(pruned, weight.to(pruned.dtype)) == same, source
+
+
 @pytest.fixture(scope="module")
 def changed_run(pipeline_run, tmp_path_factory):
     """The finished pipeline, copied, then run again with prune.ratio=0.3: (work, run, stdout+stderr, mtimes before)."""
