@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why neither sparsity method reaches the targets (BENCHMARKS.md, "Why neither method reaches the targets"): three
+# Why neither sparsity method reaches the targets (BENCHMARKS.md, "Why neither method reaches the targets"): the
 # controls beside benchmarks/targeted_finetuned.sh's arms, from the same baseline, pruned to the same budgets.
 #   nosparse: the baseline pruned straight at the budget (no sparsity training), finetuned the sparsity + finetune
 #             epochs: what the sparsity epochs buy once finetuning is done;
@@ -7,9 +7,13 @@
 #             warm restart), then the same finetune: what the restart costs;
 #   scratch:  the pruned architecture with random weights, trained with the baseline's own recipe (SCRATCH, the
 #             train section's settings as finetune.* overrides): what the architecture reaches at all;
-#   l1arch:   the baseline cut to the channels l1's prune kept at the budget (benchmarks/transplant.py; needs
-#             benchmarks/targeted_finetuned.sh's runs/<name>-l1-ft-<budget> first), finetuned like nosparse: what
-#             l1's choice of architecture is worth without its sparsity epochs.
+#   l1arch:   l1's sparse model pruned at the budget with the baseline's weights in the channels it keeps
+#             (`slim prune --weights-from`; needs run_targeted's runs/<name>-l1 first), finetuned like nosparse: what
+#             l1's choice of channels is worth without what its sparsity epochs did to the weights;
+#   l1long:   l1's own pruned model (benchmarks/targeted_finetuned.sh's runs/<name>-l1-ft-<budget>) finetuned as
+#             long as l1arch: l1arch's control for finetune length;
+#   denselong: the baseline trained as long as l1arch and l1long in all (sparsity + sparsity + finetune epochs):
+#             their dense control (once, not per budget).
 #   bash benchmarks/targeted_controls.sh configs/converged.yaml converged 8 10 0.4 0.25 0.15
 # ARMS="nosparse gentle scratch" (default) picks arms; SCRATCH_BUDGETS (default: all) the budgets scratch trains.
 # Prints one JSON line per arm and budget.
@@ -21,7 +25,7 @@ for arg in "$@"; do [[ $arg == *=* ]] && extra+=("$arg") || budgets+=("$arg"); d
 slim="python -m slim"
 runs=runs
 baseline=${BASELINE:-$runs/$name/train/weights/best.pt}
-arms=${ARMS:-nosparse gentle scratch}  # l1arch on request
+arms=${ARMS:-nosparse gentle scratch}  # l1arch, l1long, denselong on request
 scratch_budgets=${SCRATCH_BUDGETS:-${budgets[*]}}
 gentle_lr=${GENTLE_LR:-0.0003}
 scratch=${SCRATCH:-finetune.epochs=60 finetune.lr0=0.003 finetune.lrf=0.1 finetune.close_mosaic=6}
@@ -59,17 +63,30 @@ for budget in "${budgets[@]}"; do
   fi
   if [[ " $arms " == *" l1arch "* ]]; then
     run=$name-l1arch-$budget
-    mkdir -p $runs/$run
-    [ -f $runs/$run/cut.pt ] || python -m benchmarks.transplant $runs/$name-l1-ft-$budget/prune/pruned.pt $baseline \
-      $runs/$run/cut.pt
-    finetuned $run $runs/$run/cut.pt finetune.epochs=$((sparsity_epochs + finetune_epochs))
+    $slim prune --config $config name=$run --weights $runs/$name-l1/sparsity/weights/last.pt --weights-from $baseline \
+      $(budget_args $budget) --exist-ok "${extra[@]}" >/dev/null
+    finetuned $run $runs/$run/prune/pruned.pt finetune.epochs=$((sparsity_epochs + finetune_epochs))
+  fi
+  if [[ " $arms " == *" l1long "* ]]; then
+    run=$name-l1-ft$((sparsity_epochs + finetune_epochs))-$budget
+    finetuned $run $runs/$name-l1-ft-$budget/prune/pruned.pt finetune.epochs=$((sparsity_epochs + finetune_epochs))
   fi
 done
-python - "$name" "${budgets[@]}" <<'PY'
+dense=$name-dense-$((2 * sparsity_epochs + finetune_epochs))
+if [[ " $arms " == *" denselong "* ]]; then
+  [ -f $runs/$dense/finetune/weights/best.pt ] || $slim finetune --config $config name=$dense --weights $baseline \
+    finetune.epochs=$((2 * sparsity_epochs + finetune_epochs)) "${extra[@]}"
+  $slim val --config $config name=$dense --weights $runs/$dense/finetune/weights/best.pt --tag dense --exist-ok \
+    "${extra[@]}" >/dev/null
+fi
+python - "$name" "$dense" $((sparsity_epochs + finetune_epochs)) "${budgets[@]}" <<'PY'
 import json, pathlib, sys
-name, budgets = sys.argv[1], sys.argv[2:]
+name, dense, long, budgets = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+path = pathlib.Path(f"runs/{dense}/val/dense.json")
+if path.exists():
+    print(json.dumps({"arm": "denselong", "mAP50_95": round(json.loads(path.read_text())["mAP50_95"], 4)}))
 for b in budgets:
-    for arm in ("nosparse", "gentle", "scratch", "l1arch"):
+    for arm in ("nosparse", "gentle", "scratch", "l1arch", f"l1-ft{long}"):
         path = pathlib.Path(f"runs/{name}-{arm}-{b}/val/finetuned.json")
         if path.exists():
             v = json.loads(path.read_text())

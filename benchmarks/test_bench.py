@@ -210,26 +210,3 @@ def test_reinit_randomises_every_learned_layer_and_keeps_the_dfl():
     assert torch.equal(model.model[-1].dfl.conv.weight, dfl)  # 0..15: the box decoding, not a learned layer
     assert model.model[-1].cv3[0][2].bias[0] < -5  # the class prior ultralytics sets on a fresh model
 
-
-def test_transplant_cuts_other_weights_to_the_channels_a_prune_kept(tmp_path):
-    from benchmarks.transplant import main as transplant
-    from slim.pruning import prune_checkpoint
-
-    def checkpoint(seed):
-        torch.manual_seed(seed)
-        model = YOLO("yolov8n.yaml").model
-        for bn in prunable_bns(model):
-            torch.nn.init.uniform_(bn.weight, 0.01, 1)
-        return ultra.save_checkpoint(model, tmp_path / f"m{seed}.pt", {}, {})
-
-    cfg = load_config(None, [f"project={tmp_path}", "prune.ratio=0.5", "imgsz=64"])
-    pruned = prune_checkpoint(cfg, checkpoint(0)).save(tmp_path / "pruned.pt")
-    transplant([str(pruned), str(checkpoint(0)), str(tmp_path / "same.pt")])
-    transplant([str(pruned), str(checkpoint(1)), str(tmp_path / "other.pt")])
-    x = torch.rand(1, 3, 64, 64)
-    p, same, other = (ultra.load_model(tmp_path / f)[0] for f in ("pruned.pt", "same.pt", "other.pt"))
-    assert torch.allclose(same(x)[0], p(x)[0], atol=1e-3)  # its own weights: the prune itself
-    shapes = {k: v.shape for k, v in p.state_dict().items()}
-    assert {k: v.shape for k, v in other.state_dict().items()} == shapes  # the architecture travels
-    assert not torch.equal(other.model[2].cv1.conv.weight, p.model[2].cv1.conv.weight)  # the weights do not
-    assert ultra.load_model(tmp_path / "other.pt")[1]["slim"]["source"] == str(tmp_path / "m1.pt")
