@@ -121,12 +121,28 @@ def ultralytics_args(cfg: Config, stage: str) -> dict:
     return {**top, **getattr(cfg, stage).args, "project": str(project), "name": stage, "exist_ok": True}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a key given twice in one mapping: PyYAML keeps the last one silently, so an
+    experiment would run with a setting its author did not see."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key '{key}' given twice in one section",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UsageError(f"config file {path} not found: pass --config with an existing YAML file or a packaged "
                          f"config's name ({', '.join(packaged_configs())})")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

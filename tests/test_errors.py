@@ -166,6 +166,7 @@ def work(tmp_path_factory) -> Path:
     (d / "no_train_images.yaml").write_text(text.replace("train: images/train", "train: images/nope"))
     (d / "no_val_images.yaml").write_text(text.replace("val: images/val", "val: images/nope"))
     (d / "malformed.yaml").write_text("name: demo\nprune:\n  ratio: [0.5\n")
+    (d / "duplicate_key.yaml").write_text("prune:\n  ratio: 0.5\n  min_channels: 4\n  ratio: 0.7\n")
     (d / "unknown_key.yaml").write_text("prune:\n  ratoi: 0.5\n")
     (d / "wrong_type.yaml").write_text("prune:\n  min_channels: eight\n")
     (d / "guard").mkdir()
@@ -224,6 +225,8 @@ CASES = {
     # config
     "missing config": (*PRUNE, "--weights", "yolo.pt", "--config", "nope.yaml", 2, "nope.yaml not found"),
     "malformed config": (*PRUNE, "--weights", "yolo.pt", "--config", "malformed.yaml", 2, "not valid YAML", "line"),
+    "duplicate key": (*PRUNE, "--weights", "yolo.pt", "--config", "duplicate_key.yaml", 2, "not valid YAML at line 4",
+                      "key 'ratio' given twice"),
     "unknown key": (*PRUNE, "--weights", "yolo.pt", "--config", "unknown_key.yaml", 2, "unknown key 'prune.ratoi'",
                     "did you mean 'prune.ratio'?"),
     "unknown key override": (*PRUNE, "--weights", "yolo.pt", "prune.min_chanels=4", 2, "prune.min_chanels",
