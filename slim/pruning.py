@@ -36,7 +36,7 @@ def prune(cfg: Config, weights: str | Path | None = None, out: str | Path | None
     if out is None:
         lock.check_free(cfg.stage_dir("prune"))
     source = input_for(cfg, "prune", weights)
-    inputs = [source] + ([Path(cfg.prune.weights_from)] if cfg.prune.weights_from not in (None, "train") else [])
+    inputs = [source] + ([_dense_path(cfg)] if cfg.prune.weights_from else [])
     target = _checked_out(Path(out), inputs, exist_ok) if out is not None else None
     pruned = prune_checkpoint(cfg, source)
     if target is None:
@@ -90,9 +90,8 @@ def prune_checkpoint(cfg: Config, source: Path) -> PrunedCheckpoint:
         shown = ", ".join(plan.floored[:3]) + (f" and {len(plan.floored) - 3} more" if len(plan.floored) > 3 else "")
         warnings.warn(f"{len(plan.floored)} layer(s) held at the per-layer floor (min_channels {p.min_channels}, "
                       f"min_fraction {p.min_fraction}) so that none is emptied: {shown}")
-    if dense:
+    if dense:  # the same layers (checked), so the sparse model's graph, which names them, serves
         model, ckpt = _dense_model(dense, model, source)
-        graph = analyze(model)
     pruned = prune_model(model, plan, fold_beta=p.fold_beta, graph=graph)
     sizes = {"before": ultra.model_size(model, cfg.imgsz), "after": ultra.model_size(pruned, cfg.imgsz)}
     meta = {"plan": json.loads(plan.to_json()), "source": str(source), "fold_beta": p.fold_beta, "sizes": sizes}
@@ -116,7 +115,8 @@ def _dense_model(path: Path, sparse: nn.Module, source: Path) -> tuple:
     """prune.weights_from: the model sparsity training started from, checked to have `sparse`'s every layer.
 
     The sparse model only chooses the channels; the kept weights come from here, before sparsity training pulled
-    them (BENCHMARKS.md, "hard": l1's channels with the dense weights finetune to the dense control at 40%).
+    them. Finetuned as long as sparsity + finetune this measured within the seeds' spread of l1's own weights
+    (BENCHMARKS.md, "l1's channels with the dense model's weights"), so it is an option, off by default.
     """
     try:
         model, ckpt = ultra.load_model(path)
